@@ -1,0 +1,58 @@
+// Package admin serves abortscope's HTTP API: health now; later issues add
+// their endpoints to the same mux.
+package admin
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+)
+
+// Options configures the admin handler. The zero value serves /healthz only.
+type Options struct {
+	// Ready reports whether the proxy accepts connections; /healthz answers
+	// 503 with its error when it returns one. If nil, always ready.
+	Ready func() error
+	// Active returns the number of connections being relayed, shown on
+	// /healthz. If nil, it is left out.
+	Active func() int
+}
+
+// NewMux returns the admin API's routes.
+func NewMux(o Options) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if o.Ready != nil {
+			if err := o.Ready(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintf(w, "not ready: %v\n", err)
+				return
+			}
+		}
+		if o.Active != nil {
+			fmt.Fprintf(w, "ok\nactive_connections %d\n", o.Active())
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// CheckLoopback returns an error unless addr's host is a loopback address
+// (or "localhost"): the admin API can arm faults and shows client identity,
+// so it stays off the network unless the operator says otherwise.
+func CheckLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("admin address %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("admin address %q is not a loopback address; pass --admin-allow-remote to expose the admin API", addr)
+	}
+	return nil
+}

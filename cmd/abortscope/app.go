@@ -1,0 +1,27 @@
+package main
+
+import (
+	"io"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// run builds the CLI and runs it with args; main is a thin wrapper so tests
+// can run the whole program in-process.
+func run(args []string, stdout, stderr io.Writer) error {
+	app := &cli.App{
+		Name:      "abortscope",
+		Usage:     "a MySQL/MariaDB proxy that tells how every connection ended, and who it was",
+		Version:   version,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Commands: []*cli.Command{
+			serveCommand(stdout, stderr),
+		},
+		HideHelpCommand: true,
+	}
+	return app.Run(args)
+}

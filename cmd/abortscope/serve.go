@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/abortscope/abortscope/admin"
+	"github.com/abortscope/abortscope/proxy"
+)
+
+func serveCommand(stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "relay clients to the upstream server and record how each connection ends",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:3307", Usage: "address clients connect to"},
+			&cli.StringFlag{Name: "upstream", Value: "127.0.0.1:3306", Usage: "MariaDB/MySQL server address"},
+			&cli.StringFlag{Name: "events", Value: "-", Usage: "file that receives one JSON line per ended connection (appended); - for stdout"},
+			&cli.StringFlag{Name: "log-format", Value: "console", Usage: "human log format on stderr: console or json"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "admin", Value: "127.0.0.1:9307", Usage: "admin HTTP API address (loopback only); empty disables"},
+			&cli.BoolFlag{Name: "admin-allow-remote", Usage: "allow a non-loopback --admin address"},
+			&cli.BoolFlag{Name: "log-queries", Usage: "put the last statement's text (truncated) in each event"},
+			&cli.IntFlag{Name: "log-queries-max", Value: 1024, Usage: "bytes of statement text kept with --log-queries"},
+			&cli.DurationFlag{Name: "dial-timeout", Value: 5 * time.Second, Usage: "how long to try connecting to the upstream"},
+			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "on SIGINT/SIGTERM, how long busy connections may finish before they are closed"},
+		},
+		Action: func(cc *cli.Context) error {
+			return serve(cc, stdout, stderr)
+		},
+	}
+}
+
+func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	cfg := zap.NewProductionEncoderConfig()
+	cfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		enc = zapcore.NewJSONEncoder(cfg)
+	case "console":
+		cfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(cfg)
+	default:
+		return nil, fmt.Errorf("--log-format must be console or json, not %q", format)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+}
+
+func serve(cc *cli.Context, stdout, stderr io.Writer) error {
+	log, err := newLogger(cc.String("log-format"), cc.String("log-level"), stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+
+	adminAddr := cc.String("admin")
+	if adminAddr != "" && !cc.Bool("admin-allow-remote") {
+		if err := admin.CheckLoopback(adminAddr); err != nil {
+			return err
+		}
+	}
+
+	var eventsOut io.Writer = stdout
+	if path := cc.String("events"); path != "-" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return fmt.Errorf("--events: %w", err)
+		}
+		defer f.Close()
+		eventsOut = f
+	}
+	events := proxy.NewJSONLines(eventsOut)
+
+	p := &proxy.Proxy{
+		Upstream:    cc.String("upstream"),
+		DialTimeout: cc.Duration("dial-timeout"),
+		Logger:      log,
+		Events:      events,
+	}
+	if cc.Bool("log-queries") {
+		p.QueryCapture = cc.Int("log-queries-max")
+	}
+
+	ln, err := net.Listen("tcp", cc.String("listen"))
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(cc.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var adminSrv *http.Server
+	adminErr := make(chan error, 1)
+	if adminAddr != "" {
+		aln, err := net.Listen("tcp", adminAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--admin: %w", err)
+		}
+		adminSrv = &http.Server{
+			Handler:           admin.NewMux(admin.Options{Active: p.Active}),
+			ReadHeaderTimeout: 5 * time.Second,
+		}
+		go func() { adminErr <- adminSrv.Serve(aln) }()
+		log.Info("admin API listening", zap.String("addr", aln.Addr().String()))
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- p.Serve(ln) }()
+	log.Info("abortscope listening", zap.String("listen", ln.Addr().String()), zap.String("upstream", p.Upstream))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: closing idle connections, letting busy ones finish", zap.Duration("timeout", cc.Duration("shutdown-timeout")))
+	case err := <-serveErr:
+		runErr = err
+	case err := <-adminErr:
+		runErr = fmt.Errorf("admin API: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cc.Duration("shutdown-timeout"))
+	defer cancel()
+	if err := p.Shutdown(sctx); err != nil {
+		log.Warn("shutdown timed out; remaining connections were closed", zap.Error(err))
+	}
+	if adminSrv != nil {
+		adminSrv.Shutdown(sctx)
+	}
+	if err := events.Err(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("writing events: %w", err)
+	}
+	if errors.Is(runErr, proxy.ErrServerClosed) {
+		runErr = nil
+	}
+	return runErr
+}

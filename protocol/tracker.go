@@ -1,0 +1,322 @@
+package protocol
+
+// Phase is where a connection is in the conversation.
+type Phase uint8
+
+const (
+	PhaseConnect   Phase = iota // no server greeting yet
+	PhaseHandshake              // greeting seen, authentication not finished
+	PhaseIdle                   // authenticated, no command outstanding
+	PhaseCommand                // a command was sent, no reply byte yet
+	PhaseResult                 // a reply is streaming
+	PhaseInfile                 // the client is uploading a LOAD DATA LOCAL file
+	PhaseBinlog                 // a binlog dump is streaming
+)
+
+var phaseNames = [...]string{"connect", "handshake", "idle", "command", "result", "infile", "binlog"}
+
+func (p Phase) String() string {
+	if int(p) < len(phaseNames) {
+		return phaseNames[p]
+	}
+	return "unknown"
+}
+
+// InFlight reports whether a command or its reply is outstanding: the phases
+// in which a client that leaves makes the server fail a read or a write.
+func (p Phase) InFlight() bool {
+	return p == PhaseCommand || p == PhaseResult || p == PhaseInfile || p == PhaseBinlog
+}
+
+// Config tunes a Tracker. The zero value is usable.
+type Config struct {
+	// QueryCapture is how many bytes of each statement (COM_QUERY and
+	// COM_STMT_PREPARE) are kept for Snapshot().LastQuery. If zero, none.
+	QueryCapture int
+}
+
+// hsStage is the step of the connection phase.
+type hsStage uint8
+
+const (
+	hsGreeting hsStage = iota // waiting for the server's first packet
+	hsResponse                // waiting for the client's handshake response
+	hsAuth                    // authentication exchange until OK or ERR
+	hsDone                    // command phase
+)
+
+// clientPacket is what the tracker decided a client packet is, at its start.
+type clientPacket uint8
+
+const (
+	cpHandshake clientPacket = iota // handshake response or SSLRequest
+	cpAuthData                      // authentication data: never copied
+	cpCommand                       // a new command
+	cpUpload                        // LOCAL INFILE file data
+	cpBinlogAck                     // client packet during a binlog stream
+)
+
+// maxOutstanding bounds the command FIFO. A client that pipelines more than
+// this without reading is not followed further rather than grown without
+// limit.
+const maxOutstanding = 1 << 16
+
+// Tracker follows one proxied connection. Feed it every byte of both
+// directions, in order per direction. It is not safe for concurrent use: the
+// caller serialises Feed and Snapshot (the proxy holds a mutex per
+// connection, taken once per read, not per packet).
+type Tracker struct {
+	cfg     Config
+	streams [2]stream
+
+	stage    hsStage
+	greeting Greeting
+	greeted  bool
+	caps     uint64 // negotiated: client caps & server caps
+	opaque   bool   // TLS or a lost thread: stop parsing, keep counting bytes
+	clientPk clientPacket
+
+	user, db string
+	attrs    []Attr
+
+	cmds []command // outstanding commands; cmds[0] is the head
+	resp response  // reply state of the head command
+
+	quit      bool
+	last      byte
+	hasLast   bool
+	lastQuery string
+	commands  uint64
+
+	lastErr        ERRPacket
+	hasErr         bool
+	errIsLast      bool // the most recent server packet was that ERR
+	errUnsolicited bool // it arrived with no command outstanding
+	authFailed     bool
+	sslRequest     bool
+	desyncs        int
+}
+
+// NewTracker returns a Tracker for a new connection.
+func NewTracker(cfg Config) *Tracker {
+	return &Tracker{cfg: cfg}
+}
+
+// Feed gives the tracker the next bytes seen in direction d. b is only read
+// during the call; nothing of it is retained but small copied prefixes.
+func (t *Tracker) Feed(d Direction, b []byte) {
+	if t.opaque {
+		t.streams[d].bytes += uint64(len(b))
+		return
+	}
+	if d == ServerToClient && len(t.cmds) > 0 && t.resp.started {
+		t.resp.bytes += uint64(len(b))
+	}
+	t.feed(d, &t.streams[d], b)
+}
+
+// packetStart is called with the first payload byte of each logical packet
+// and returns how many payload bytes to capture.
+func (t *Tracker) packetStart(d Direction, s *stream) int {
+	if d == ClientToServer {
+		return t.clientStart(s)
+	}
+	return t.serverStart(s)
+}
+
+// packetEnd is called when a logical packet is complete.
+func (t *Tracker) packetEnd(d Direction, s *stream) {
+	if t.opaque {
+		return
+	}
+	if d == ClientToServer {
+		t.clientEnd(s)
+	} else {
+		t.serverEnd(s)
+	}
+}
+
+// classifyClient decides what the next client packet is. Client packets
+// that answer the server (file data after a LOCAL INFILE request, auth data
+// after an auth switch) are told apart from new commands by the reply state,
+// not by the sequence id: an upload of more than 256 packets wraps to 0.
+func (t *Tracker) classifyClient() clientPacket {
+	switch t.stage {
+	case hsGreeting, hsResponse:
+		return cpHandshake
+	case hsAuth:
+		return cpAuthData
+	}
+	if len(t.cmds) > 0 {
+		switch {
+		case t.resp.state == rsInfileUpload:
+			return cpUpload
+		case t.resp.kind == kindAuth && t.resp.started:
+			return cpAuthData
+		case t.resp.state == rsBinlog:
+			return cpBinlogAck
+		}
+	}
+	return cpCommand
+}
+
+func (t *Tracker) clientStart(s *stream) int {
+	t.clientPk = t.classifyClient()
+	switch t.clientPk {
+	case cpHandshake:
+		return maxCapture
+	case cpAuthData, cpUpload:
+		return 0
+	case cpBinlogAck:
+		return 1
+	}
+	// A command is outstanding from its first byte on, so a client that
+	// dies while sending a large statement is "in flight".
+	t.startCommand(s.first)
+	switch s.first {
+	case ComQuery, ComStmtPrepare:
+		return 1 + t.cfg.QueryCapture
+	case ComInitDB, ComChangeUser:
+		return 64 << 10
+	}
+	return 16
+}
+
+func (t *Tracker) clientEnd(s *stream) {
+	if !s.started { // an empty packet: no start was seen
+		t.clientPk = t.classifyClient()
+		switch t.clientPk {
+		case cpUpload:
+			// End of the upload: the server answers with OK or ERR.
+			t.resp.state = rsFirst
+			return
+		case cpCommand:
+			// MariaDB reads an empty command as COM_SLEEP and answers ERR.
+			t.startCommand(ComSleep)
+		}
+	}
+	switch t.clientPk {
+	case cpHandshake:
+		t.handshakeResponse(s)
+	case cpBinlogAck:
+		if s.first == ComQuit && s.total == 1 {
+			t.quit = true
+		}
+	case cpCommand:
+		t.finishCommand(s)
+	}
+}
+
+func (t *Tracker) handshakeResponse(s *stream) {
+	if t.stage == hsGreeting {
+		// The client spoke before any greeting: not MySQL protocol.
+		t.desyncs++
+		return
+	}
+	r, ok := ParseHandshakeResponse(s.capBuf)
+	if !ok {
+		t.desyncs++
+	}
+	if r.SSLRequest {
+		t.sslRequest = true
+		t.opaque = true // what follows is TLS
+		return
+	}
+	t.user, t.db, t.attrs = r.User, r.DB, r.Attrs
+	t.caps = r.Caps & t.greeting.Caps
+	t.stage = hsAuth
+}
+
+func (t *Tracker) serverStart(s *stream) int {
+	switch t.stage {
+	case hsGreeting, hsAuth:
+		return maxCapture
+	case hsResponse:
+		return 1024 // an ERR before the client answered (e.g. connect timeout)
+	}
+	if len(t.cmds) == 0 {
+		return 1024 // unsolicited: an ERR before the server closes
+	}
+	t.resp.started = true
+	return t.resp.captureFor(s, t.caps)
+}
+
+func (t *Tracker) serverEnd(s *stream) {
+	t.errIsLast = false
+	if !s.started {
+		if t.stage == hsDone && len(t.cmds) > 0 {
+			t.replyPacket(s) // an empty reply packet (rare; keeps counts right)
+		}
+		return
+	}
+	switch t.stage {
+	case hsGreeting:
+		if s.first == headerERR {
+			// 1040 too many connections, 1129 host blocked: the server
+			// refused before any handshake.
+			t.greeted = true
+			t.recordErr(s.capBuf, true)
+			return
+		}
+		g, ok := ParseGreeting(s.capBuf)
+		if !ok {
+			t.desyncs++
+			t.opaque = true
+			return
+		}
+		t.greeting, t.greeted = g, true
+		t.stage = hsResponse
+		return
+	case hsResponse:
+		if s.first == headerERR {
+			t.recordErr(s.capBuf, true)
+		}
+		return
+	case hsAuth:
+		switch s.first {
+		case headerOK:
+			t.stage = hsDone
+			if ok, good := ParseOK(s.capBuf, t.caps); good && ok.SchemaChanged {
+				t.db = ok.Schema
+			}
+		case headerERR:
+			t.authFailed = true
+			t.recordErr(s.capBuf, false)
+		}
+		return
+	}
+	if len(t.cmds) == 0 {
+		if s.first == headerERR && !IsProgress(s.capBuf) {
+			t.recordErr(s.capBuf, true) // e.g. 4031 idle timeout, 1053 shutdown
+		} else {
+			t.desyncs++
+		}
+		return
+	}
+	t.replyPacket(s)
+}
+
+func (t *Tracker) recordErr(data []byte, unsolicited bool) {
+	if e, ok := ParseERR(data); ok {
+		t.lastErr, t.hasErr, t.errIsLast, t.errUnsolicited = e, true, true, unsolicited
+	}
+}
+
+// Phase returns the current phase.
+func (t *Tracker) Phase() Phase {
+	switch {
+	case !t.greeted:
+		return PhaseConnect
+	case t.stage != hsDone:
+		return PhaseHandshake
+	case len(t.cmds) == 0:
+		return PhaseIdle
+	case t.resp.state == rsInfileUpload:
+		return PhaseInfile
+	case t.resp.state == rsBinlog:
+		return PhaseBinlog
+	case t.resp.started:
+		return PhaseResult
+	}
+	return PhaseCommand
+}

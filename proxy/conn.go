@@ -1,0 +1,230 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/abortscope/abortscope/protocol"
+)
+
+// conn is one client connection and its upstream connection.
+type conn struct {
+	p       *Proxy
+	id      uint64
+	client  net.Conn
+	started time.Time
+	log     *zap.Logger
+
+	// mu guards tr and server. The relays take it once per read to feed the
+	// tracker; views take it to read a snapshot.
+	mu     sync.Mutex
+	tr     *protocol.Tracker
+	server net.Conn
+
+	end        atomic.Pointer[ending] // the first signal; set once
+	draining   atomic.Bool
+	cancelDial context.CancelFunc
+}
+
+func newConn(p *Proxy, client net.Conn) *conn {
+	id := p.nextID.Add(1)
+	return &conn{
+		p:       p,
+		id:      id,
+		client:  client,
+		started: p.now(),
+		log:     p.logger().With(zap.Uint64("conn_id", id), zap.String("client_addr", client.RemoteAddr().String())),
+		tr:      protocol.NewTracker(protocol.Config{QueryCapture: p.QueryCapture}),
+	}
+}
+
+// record keeps e as the reason the connection ends, unless a reason was
+// already recorded. It returns whether e was the first.
+func (c *conn) record(e ending) bool {
+	c.mu.Lock()
+	e.phase = c.tr.Phase()
+	c.mu.Unlock()
+	return c.end.CompareAndSwap(nil, &e)
+}
+
+// serve runs the connection to its end and emits its event.
+func (c *conn) serve() {
+	defer c.finish()
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("connection handler panicked", zap.Any("panic", r), zap.Stack("stack"))
+			c.abort(ending{by: ByProxy, close: CloseRST, err: fmt.Errorf("abortscope: internal error: %v", r)})
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), c.p.dialTimeout())
+	c.mu.Lock()
+	c.cancelDial = cancel
+	c.mu.Unlock()
+	server, err := c.p.dialer().DialContext(ctx, "tcp", c.p.Upstream)
+	cancel()
+	if err != nil {
+		err = fmt.Errorf("dial upstream %s: %w", c.p.Upstream, err)
+		if c.record(ending{by: ByProxy, close: CloseDialError, err: err}) {
+			c.sendERR(0, 2003, "HY000", "abortscope: cannot connect to upstream MariaDB: "+err.Error())
+		}
+		return
+	}
+	c.mu.Lock()
+	c.server = server
+	c.mu.Unlock()
+	if c.end.Load() != nil { // aborted while dialing
+		return
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				c.log.Error("relay panicked", zap.Any("panic", r), zap.Stack("stack"))
+				c.abort(ending{by: ByProxy, close: CloseRST, err: fmt.Errorf("abortscope: internal error: %v", r)})
+			}
+		}()
+		c.relay(protocol.ServerToClient, server, c.client)
+	}()
+	c.relay(protocol.ClientToServer, c.client, server)
+	wg.Wait()
+}
+
+// sendERR writes one ERR packet to the client, bounded in time so that a
+// client that does not read cannot hold the proxy.
+func (c *conn) sendERR(seq byte, code uint16, state, msg string) {
+	pkt := protocol.AppendPacket(nil, seq, protocol.AppendERR(nil, code, state, msg))
+	c.client.SetWriteDeadline(c.p.now().Add(5 * time.Second))
+	c.client.Write(pkt)
+}
+
+// refuse answers a connection accepted during shutdown.
+func (c *conn) refuse() {
+	defer c.finish()
+	c.record(ending{by: ByProxy, close: CloseShutdown})
+	c.sendERR(0, 1053, "08S01", "abortscope: proxy is shutting down")
+}
+
+// abort ends the connection from the proxy's side: it records e and closes
+// both sockets; the relays then stop on net.ErrClosed.
+func (c *conn) abort(e ending) {
+	c.record(e)
+	c.mu.Lock()
+	server, cancel := c.server, c.cancelDial
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	c.client.Close()
+	if server != nil {
+		server.Close()
+	}
+}
+
+// drain asks the connection to end at its next moment of rest. The client
+// relay is the only writer toward the server, so it is woken (by a read
+// deadline in the past) to send COM_QUIT itself.
+func (c *conn) drain() {
+	c.draining.Store(true)
+	c.client.SetReadDeadline(time.Unix(1, 0))
+}
+
+// finish emits the connection's event and closes both sockets.
+func (c *conn) finish() {
+	c.mu.Lock()
+	snap := c.tr.Snapshot()
+	server := c.server
+	c.mu.Unlock()
+	c.client.Close()
+	if server != nil {
+		server.Close()
+	}
+	e := c.end.Load()
+	if e == nil {
+		e = &ending{by: ByProxy, close: CloseRST, err: errors.New("abortscope: connection ended without a recorded cause"), phase: snap.Phase}
+	}
+	j := judge(*e, snap)
+	ev := c.event(*e, j, snap)
+	if c.p.Events != nil {
+		c.p.Events.Emit(ev)
+	}
+	c.logEnd(ev)
+}
+
+func (c *conn) event(e ending, j judgement, s protocol.Snapshot) *Event {
+	now := c.p.now()
+	ev := &Event{
+		Event:               "connection_ended",
+		TS:                  now.UTC(),
+		ConnID:              c.id,
+		ServerConnID:        s.ServerConnID,
+		ClientAddr:          c.client.RemoteAddr().String(),
+		Upstream:            c.p.Upstream,
+		User:                s.User,
+		DB:                  s.DB,
+		Attrs:               make(map[string]string, len(s.Attrs)),
+		StartedAt:           c.started.UTC(),
+		DurationMS:          float64(now.Sub(c.started).Microseconds()) / 1000,
+		Phase:               e.phase.String(),
+		EndedBy:             string(j.by),
+		Close:               string(j.close),
+		Verdict:             j.verdict,
+		ExpectedServerError: j.expected,
+		LastCommand:         s.LastCommand,
+		Query:               s.LastQuery,
+		Commands:            s.Commands,
+		BytesFromClient:     s.BytesFromClient,
+		BytesFromServer:     s.BytesFromServer,
+		ServerVersion:       s.ServerVersion,
+		TLSRequested:        s.SSLRequest,
+		Desyncs:             s.Desyncs,
+	}
+	if e.phase == protocol.PhaseResult {
+		ev.ResultBytes = s.ResultBytes
+	}
+	for _, a := range s.Attrs {
+		ev.Attrs[a.Key] = a.Value
+	}
+	if e.err != nil {
+		ev.Error = e.err.Error()
+	}
+	if s.LastErr != nil && (j.verdict == VerdictServerError || j.verdict == VerdictAuthFailed) {
+		ev.ServerErrorCode = int(s.LastErr.Code)
+		ev.ServerErrorMessage = s.LastErr.Message
+	}
+	return ev
+}
+
+func (c *conn) logEnd(ev *Event) {
+	fields := []zap.Field{
+		zap.String("verdict", ev.Verdict),
+		zap.String("phase", ev.Phase),
+		zap.String("ended_by", ev.EndedBy),
+		zap.String("close", ev.Close),
+		zap.Uint32("server_conn_id", ev.ServerConnID),
+		zap.String("user", ev.User),
+		zap.String("db", ev.DB),
+		zap.Float64("duration_ms", ev.DurationMS),
+	}
+	if ev.Error != "" {
+		fields = append(fields, zap.String("error", ev.Error))
+	}
+	if ev.Desyncs > 0 {
+		fields = append(fields, zap.Int("desyncs", ev.Desyncs))
+	}
+	if ev.Verdict == VerdictClean {
+		c.log.Debug("connection ended", fields...)
+		return
+	}
+	c.log.Info("connection ended", fields...)
+}
