@@ -51,20 +51,28 @@ type stream struct {
 
 // feed splits b into packets, calling t.packetStart when a logical packet's
 // first payload byte is known and t.packetEnd when it is complete.
+//
+// Everything it decides is decided per byte, never per chunk, so the outcome
+// does not depend on how the bytes were split. It stops as soon as the tracker
+// turns opaque: what follows an SSLRequest is TLS, not packets.
 func (t *Tracker) feed(d Direction, s *stream, b []byte) {
 	s.bytes += uint64(len(b))
-	for len(b) > 0 {
+	for len(b) > 0 && !t.opaque {
 		if s.hdrN < 4 {
 			n := copy(s.hdr[s.hdrN:], b)
 			s.hdrN += n
 			b = b[n:]
+			t.countReply(d, n)
 			if s.hdrN < 4 {
 				return
 			}
 			s.physLen = int(s.hdr[0]) | int(s.hdr[1])<<8 | int(s.hdr[2])<<16
 			s.remain = s.physLen
 			if !s.cont {
-				s.started, s.seq, s.firstLen, s.total = false, s.hdr[3], s.physLen, 0
+				// first is reset too: an empty packet has no first byte, and
+				// a stale one (say the 0xFE of the EOF before) must not be
+				// read as its header.
+				s.started, s.first, s.seq, s.firstLen, s.total = false, 0, s.hdr[3], s.physLen, 0
 				s.capBuf, s.capLimit = s.capBuf[:0], 0
 			}
 			if s.physLen == 0 {
@@ -92,9 +100,18 @@ func (t *Tracker) feed(d Direction, s *stream, b []byte) {
 		s.total += n
 		s.remain -= n
 		b = b[n:]
+		t.countReply(d, n)
 		if s.remain == 0 {
 			t.endPhysical(d, s)
 		}
+	}
+}
+
+// countReply adds n server bytes (headers included) to the reply of the head
+// command, when one is outstanding.
+func (t *Tracker) countReply(d Direction, n int) {
+	if d == ServerToClient && t.stage == hsDone && t.outstanding() > 0 {
+		t.resp.bytes += uint64(n)
 	}
 }
 
@@ -105,6 +122,11 @@ func (t *Tracker) endPhysical(d Direction, s *stream) {
 		return
 	}
 	s.cont = false
+	if t.opaque {
+		// The packet that made the tracker opaque (a pipeline past
+		// maxOutstanding) is not counted, whatever the chunking.
+		return
+	}
 	s.packets++
 	t.packetEnd(d, s)
 }

@@ -279,10 +279,13 @@ func MaskHandshakeResponse(data []byte, mask uint64) {
 		data[1] &^= byte(mask >> 8)
 		return
 	}
+	// Whether offset 28 holds MariaDB's extended caps is decided by the
+	// client's CLIENT_MYSQL bit as sent, before the mask may clear it.
+	mariadb := data[0]&byte(ClientMySQL) == 0
 	for i := 0; i < 4; i++ {
 		data[i] &^= byte(mask >> (8 * i))
 	}
-	if len(data) >= handshakeFixedLen && data[0]&byte(ClientMySQL) == 0 {
+	if len(data) >= handshakeFixedLen && mariadb {
 		for i := 0; i < 4; i++ {
 			data[28+i] &^= byte(mask >> (32 + 8*i))
 		}

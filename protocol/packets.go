@@ -122,13 +122,11 @@ func EOFStatus(data []byte) (uint16, bool) {
 }
 
 // terminatorStatus returns the status flags of a result-set terminator: an
-// EOF packet, or under CLIENT_DEPRECATE_EOF an OK packet with header 0xFE.
-func terminatorStatus(data []byte, caps uint64) uint16 {
-	if caps&ClientDeprecateEOF != 0 {
-		if ok, good := ParseOK(data, caps); good {
-			return ok.Status
-		}
-		return 0
+// EOF packet, or under CLIENT_DEPRECATE_EOF an OK packet with header 0xFE,
+// whose session-state changes (a schema change) are applied like any OK's.
+func (t *Tracker) terminatorStatus(data []byte) uint16 {
+	if t.caps&ClientDeprecateEOF != 0 {
+		return t.applyOK(data)
 	}
 	s, _ := EOFStatus(data)
 	return s

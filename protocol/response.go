@@ -82,14 +82,33 @@ func (t *Tracker) startCommand(code byte) {
 	if kind == kindNone {
 		return
 	}
-	if len(t.cmds) >= maxOutstanding {
+	if t.outstanding() >= maxOutstanding {
 		t.desyncs++
 		t.opaque = true
 		return
 	}
 	t.cmds = append(t.cmds, command{code: code, kind: kind})
-	if len(t.cmds) == 1 {
+	if t.outstanding() == 1 {
 		t.resetReply()
+	}
+}
+
+// outstanding is the number of commands sent and not fully answered.
+func (t *Tracker) outstanding() int { return len(t.cmds) - t.cmdHead }
+
+// popCommand removes the head command.
+func (t *Tracker) popCommand() {
+	t.cmds[t.cmdHead] = command{} // drop its strings
+	t.cmdHead++
+	switch n := t.outstanding(); {
+	case n == 0:
+		t.cmds, t.cmdHead = t.cmds[:0], 0
+	case t.cmdHead >= 64 && t.cmdHead >= n:
+		// Compact once the dead prefix outweighs the live part: each
+		// command is moved O(1) times on average.
+		copy(t.cmds, t.cmds[t.cmdHead:])
+		clear(t.cmds[n:])
+		t.cmds, t.cmdHead = t.cmds[:n], 0
 	}
 }
 
@@ -105,9 +124,12 @@ func (t *Tracker) finishCommand(s *stream) {
 			t.lastQuery = string(data[1:])
 		}
 	}
-	if len(t.cmds) == 0 {
+	if t.outstanding() == 0 {
 		return
 	}
+	// The newest outstanding command is this one: commands with no reply
+	// never join the queue, and only COM_INIT_DB and COM_CHANGE_USER (which
+	// do) are looked at below.
 	c := &t.cmds[len(t.cmds)-1]
 	switch data[0] {
 	case ComInitDB:
@@ -121,7 +143,7 @@ func (t *Tracker) finishCommand(s *stream) {
 
 // resetReply prepares the reply state for the (new) head command.
 func (t *Tracker) resetReply() {
-	t.resp = response{kind: t.cmds[0].kind}
+	t.resp = response{kind: t.cmds[t.cmdHead].kind}
 	switch t.resp.kind {
 	case kindRows:
 		t.resp.state = rsRows
@@ -132,7 +154,7 @@ func (t *Tracker) resetReply() {
 
 // finishReply pops the head command; the next one's reply may follow.
 func (t *Tracker) finishReply(ok bool) {
-	c := t.cmds[0]
+	c := &t.cmds[t.cmdHead]
 	if ok {
 		if c.setUser {
 			t.user, t.attrs = c.user, c.attrs
@@ -141,9 +163,8 @@ func (t *Tracker) finishReply(ok bool) {
 			t.db = c.db
 		}
 	}
-	copy(t.cmds, t.cmds[1:])
-	t.cmds = t.cmds[:len(t.cmds)-1]
-	if len(t.cmds) > 0 {
+	t.popCommand()
+	if t.outstanding() > 0 {
 		t.resetReply()
 	} else {
 		t.resp = response{}
@@ -216,7 +237,7 @@ func (t *Tracker) replyPacket(s *stream) {
 	case rsColdefs:
 		r.left--
 		if r.left <= 0 {
-			t.afterColdefs(true)
+			t.afterColdefs()
 		}
 	case rsColdefsEOF:
 		st, _ := EOFStatus(data)
@@ -231,7 +252,7 @@ func (t *Tracker) replyPacket(s *stream) {
 			r.rows++
 			return
 		}
-		t.endOfResult(terminatorStatus(data, t.caps))
+		t.endOfResult(t.terminatorStatus(data))
 	case rsBinlog:
 		if s.started && s.first == headerEOF && s.firstLen < 9 {
 			t.finishReply(true) // BINLOG_DUMP_NON_BLOCK reached the end
@@ -270,7 +291,7 @@ func (t *Tracker) firstPacket(s *stream) {
 		return
 	case headerEOF:
 		if s.firstLen < MaxPacketLen { // COM_SET_OPTION, COM_DEBUG, old EOF replies
-			t.endOfResult(terminatorStatus(data, t.caps))
+			t.endOfResult(t.terminatorStatus(data))
 			return
 		}
 	}
@@ -282,7 +303,10 @@ func (t *Tracker) firstPacket(s *stream) {
 	metadata := true
 	if t.caps&MariaDBClientCacheMetadata != 0 {
 		// MariaDB metadata caching: one byte after the count says whether
-		// column definitions follow; when they do not, neither does their EOF.
+		// column definitions follow. When they do not, the EOF that would
+		// end them is still sent unless CLIENT_DEPRECATE_EOF: MariaDB's
+		// Protocol::send_result_set_metadata writes it outside its
+		// send_column_info branch.
 		if f, _, ok := readUint8(data, pos); ok && f == 0 {
 			metadata = false
 		}
@@ -291,11 +315,13 @@ func (t *Tracker) firstPacket(s *stream) {
 		r.state, r.left = rsColdefs, int(n)
 		return
 	}
-	t.afterColdefs(metadata)
+	t.afterColdefs()
 }
 
-func (t *Tracker) afterColdefs(metadata bool) {
-	if metadata && t.caps&ClientDeprecateEOF == 0 {
+// afterColdefs moves past the column definitions: to their EOF, or straight
+// to the rows under CLIENT_DEPRECATE_EOF.
+func (t *Tracker) afterColdefs() {
+	if t.caps&ClientDeprecateEOF == 0 {
 		t.resp.state = rsColdefsEOF
 	} else {
 		t.resp.state = rsRows

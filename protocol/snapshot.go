@@ -66,7 +66,7 @@ func (t *Tracker) Snapshot() Snapshot {
 		QuitSent:          t.quit,
 		LastQuery:         t.lastQuery,
 		Commands:          t.commands,
-		Outstanding:       len(t.cmds),
+		Outstanding:       t.outstanding(),
 		ResultBytes:       t.resp.bytes,
 		ResultRows:        t.resp.rows,
 		ErrIsLast:         t.errIsLast,

@@ -79,8 +79,12 @@ type Tracker struct {
 	user, db string
 	attrs    []Attr
 
-	cmds []command // outstanding commands; cmds[0] is the head
-	resp response  // reply state of the head command
+	// Outstanding commands are cmds[cmdHead:]; cmds[cmdHead] is the head.
+	// Popping advances cmdHead (and compacts now and then), so draining a
+	// long pipeline costs O(1) per reply, not a copy of the whole queue.
+	cmds    []command
+	cmdHead int
+	resp    response // reply state of the head command
 
 	quit      bool
 	last      byte
@@ -108,9 +112,6 @@ func (t *Tracker) Feed(d Direction, b []byte) {
 	if t.opaque {
 		t.streams[d].bytes += uint64(len(b))
 		return
-	}
-	if d == ServerToClient && len(t.cmds) > 0 && t.resp.started {
-		t.resp.bytes += uint64(len(b))
 	}
 	t.feed(d, &t.streams[d], b)
 }
@@ -147,7 +148,7 @@ func (t *Tracker) classifyClient() clientPacket {
 	case hsAuth:
 		return cpAuthData
 	}
-	if len(t.cmds) > 0 {
+	if t.outstanding() > 0 {
 		switch {
 		case t.resp.state == rsInfileUpload:
 			return cpUpload
@@ -175,7 +176,9 @@ func (t *Tracker) clientStart(s *stream) int {
 	t.startCommand(s.first)
 	switch s.first {
 	case ComQuery, ComStmtPrepare:
-		return 1 + t.cfg.QueryCapture
+		// The command byte plus QueryCapture bytes of the statement; the
+		// framer caps it at maxCapture, clamp first so 1+n cannot overflow.
+		return 1 + min(max(t.cfg.QueryCapture, 0), maxCapture)
 	case ComInitDB, ComChangeUser:
 		return 64 << 10
 	}
@@ -218,7 +221,10 @@ func (t *Tracker) handshakeResponse(s *stream) {
 		t.desyncs++
 	}
 	if r.SSLRequest {
+		// The SSLRequest carries the same capabilities as the response that
+		// follows inside TLS: keep them, they are all an opaque tracker has.
 		t.sslRequest = true
+		t.caps = r.Caps & t.greeting.Caps
 		t.opaque = true // what follows is TLS
 		return
 	}
@@ -234,7 +240,7 @@ func (t *Tracker) serverStart(s *stream) int {
 	case hsResponse:
 		return 1024 // an ERR before the client answered (e.g. connect timeout)
 	}
-	if len(t.cmds) == 0 {
+	if t.outstanding() == 0 {
 		return 1024 // unsolicited: an ERR before the server closes
 	}
 	t.resp.started = true
@@ -244,7 +250,7 @@ func (t *Tracker) serverStart(s *stream) int {
 func (t *Tracker) serverEnd(s *stream) {
 	t.errIsLast = false
 	if !s.started {
-		if t.stage == hsDone && len(t.cmds) > 0 {
+		if t.stage == hsDone && t.outstanding() > 0 {
 			t.replyPacket(s) // an empty reply packet (rare; keeps counts right)
 		}
 		return
@@ -285,7 +291,7 @@ func (t *Tracker) serverEnd(s *stream) {
 		}
 		return
 	}
-	if len(t.cmds) == 0 {
+	if t.outstanding() == 0 {
 		if s.first == headerERR && !IsProgress(s.capBuf) {
 			t.recordErr(s.capBuf, true) // e.g. 4031 idle timeout, 1053 shutdown
 		} else {
@@ -309,7 +315,7 @@ func (t *Tracker) Phase() Phase {
 		return PhaseConnect
 	case t.stage != hsDone:
 		return PhaseHandshake
-	case len(t.cmds) == 0:
+	case t.outstanding() == 0:
 		return PhaseIdle
 	case t.resp.state == rsInfileUpload:
 		return PhaseInfile

@@ -120,8 +120,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 	began := time.Now()
 	if err := s.installDB(ctx, installDB); err != nil {
-		s.removeDir()
-		return nil, err
+		return nil, errors.Join(err, s.removeDir())
 	}
 	installed := time.Now()
 
@@ -144,8 +143,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		s.db, err = openAdminPool(s.addrLocked())
 	}
 	if err != nil {
-		s.teardownLocked()
-		return nil, err
+		return nil, errors.Join(err, s.teardownLocked())
 	}
 	s.logf("mariadbtest: server on %s ready in %v (install-db %v, boot %v), dir %s",
 		s.addrLocked(), time.Since(began).Round(time.Millisecond),

@@ -1,0 +1,42 @@
+# abortscope: make test runs everything CI runs; make build builds the binary.
+GO      ?= go
+BIN     ?= bin/abortscope
+UNIT    := ./protocol/... ./proxy/... ./admin/... ./cmd/... ./internal/...
+
+.PHONY: all build test deps vet unit e2e bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/abortscope
+
+# deps installs what the tests need on a fresh Debian machine: MariaDB server
+# and client, PyMySQL for the system python3, and the Go modules.
+deps:
+	@bash scripts/ensure-deps.sh
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+unit:
+	$(GO) test -race -count=1 $(UNIT)
+
+# e2e starts its own private MariaDB (one per test package) and the proxy.
+e2e:
+	$(GO) test -count=1 -timeout 12m ./e2e/...
+
+test: deps vet unit e2e
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./protocol/... ./proxy/...
+
+# fuzz runs every fuzz target of the protocol package for FUZZTIME each.
+FUZZTIME ?= 20s
+fuzz:
+	@for f in $$($(GO) test -list '^Fuzz' ./protocol | grep ^Fuzz); do \
+		echo "== $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./protocol || exit 1; \
+	done
+
+clean:
+	rm -rf bin

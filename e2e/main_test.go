@@ -1,0 +1,40 @@
+// Package e2e runs abortscope against a real MariaDB that the tests start
+// themselves, with real clients: go-sql-driver/mysql, the go-mysql client,
+// the mariadb command-line client and PyMySQL.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/abortscope/abortscope/internal/mariadbtest"
+)
+
+// db is the package's private MariaDB, started once in TestMain.
+var db *mariadbtest.Server
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var err error
+	db, err = mariadbtest.Start(ctx, mariadbtest.Options{
+		ExtraArgs: []string{
+			"--max-allowed-packet=64M", // corner cases with 16 MiB rows
+			"--local-infile=1",
+			"--max-connect-errors=1000000",
+		},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: cannot start MariaDB:", err)
+		return 1
+	}
+	defer db.Stop()
+	return m.Run()
+}
