@@ -39,7 +39,8 @@ func readUint32(data []byte, pos int) (uint32, int, bool) {
 
 // ReadLenEncInt reads a length-encoded integer at pos. 0xFB (NULL) and 0xFF
 // are not integers: a caller that meets them is looking at something else
-// (a NULL column, an ERR packet), so ok is false for both.
+// (a NULL column, an ERR packet), so ok is false for both. On failure next
+// is pos, as for every decoder here.
 func ReadLenEncInt(data []byte, pos int) (uint64, int, bool) {
 	b, next, ok := readUint8(data, pos)
 	if !ok {
@@ -49,11 +50,13 @@ func ReadLenEncInt(data []byte, pos int) (uint64, int, bool) {
 	case b < 0xfb:
 		return uint64(b), next, true
 	case b == 0xfc:
-		v, n, ok := readUint16(data, next)
-		return uint64(v), n, ok
+		if v, n, ok := readUint16(data, next); ok {
+			return uint64(v), n, true
+		}
 	case b == 0xfd:
-		v, n, ok := readUint24(data, next)
-		return uint64(v), n, ok
+		if v, n, ok := readUint24(data, next); ok {
+			return uint64(v), n, true
+		}
 	case b == 0xfe:
 		if next+8 > len(data) {
 			return 0, pos, false

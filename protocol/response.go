@@ -121,17 +121,25 @@ func (t *Tracker) finishCommand(s *stream) {
 	switch data[0] {
 	case ComQuery, ComStmtPrepare:
 		if t.cfg.QueryCapture > 0 {
-			t.lastQuery = string(data[1:])
+			// The capture may be longer than QueryCapture (see useCapture).
+			t.lastQuery = string(data[1 : 1+min(len(data)-1, t.cfg.QueryCapture)])
 		}
 	}
 	if t.outstanding() == 0 {
 		return
 	}
 	// The newest outstanding command is this one: commands with no reply
-	// never join the queue, and only COM_INIT_DB and COM_CHANGE_USER (which
-	// do) are looked at below.
+	// never join the queue, and only COM_QUERY, COM_INIT_DB and
+	// COM_CHANGE_USER (which do) are looked at below.
 	c := &t.cmds[len(t.cmds)-1]
 	switch data[0] {
+	case ComQuery:
+		// Only a statement captured whole: a cut one may look like USE.
+		if len(data) == s.total {
+			if db, ok := ParseUse(data[1:]); ok {
+				c.db, c.setDB = db, true
+			}
+		}
 	case ComInitDB:
 		c.db, c.setDB = string(data[1:]), true
 	case ComChangeUser:

@@ -74,6 +74,7 @@ type Tracker struct {
 	greeted  bool
 	caps     uint64 // negotiated: client caps & server caps
 	opaque   bool   // TLS or a lost thread: stop parsing, keep counting bytes
+	authTurn bool   // during authentication, the server asked the client for data
 	clientPk clientPacket
 
 	user, db string
@@ -126,10 +127,8 @@ func (t *Tracker) packetStart(d Direction, s *stream) int {
 }
 
 // packetEnd is called when a logical packet is complete.
+// It is never called once the tracker is opaque (see endPhysical).
 func (t *Tracker) packetEnd(d Direction, s *stream) {
-	if t.opaque {
-		return
-	}
 	if d == ClientToServer {
 		t.clientEnd(s)
 	} else {
@@ -146,7 +145,12 @@ func (t *Tracker) classifyClient() clientPacket {
 	case hsGreeting, hsResponse:
 		return cpHandshake
 	case hsAuth:
-		return cpAuthData
+		if t.authTurn {
+			return cpAuthData
+		}
+		// The server has not asked for anything: a client that pipelines
+		// its first command behind the handshake response.
+		return cpCommand
 	}
 	if t.outstanding() > 0 {
 		switch {
@@ -178,7 +182,12 @@ func (t *Tracker) clientStart(s *stream) int {
 	case ComQuery, ComStmtPrepare:
 		// The command byte plus QueryCapture bytes of the statement; the
 		// framer caps it at maxCapture, clamp first so 1+n cannot overflow.
-		return 1 + min(max(t.cfg.QueryCapture, 0), maxCapture)
+		// A query is read far enough to recognise USE (see ParseUse).
+		n := min(max(t.cfg.QueryCapture, 0), maxCapture)
+		if s.first == ComQuery {
+			n = max(n, useCapture)
+		}
+		return 1 + n
 	case ComInitDB, ComChangeUser:
 		return 64 << 10
 	}
@@ -201,6 +210,10 @@ func (t *Tracker) clientEnd(s *stream) {
 	switch t.clientPk {
 	case cpHandshake:
 		t.handshakeResponse(s)
+	case cpAuthData:
+		if t.stage == hsAuth {
+			t.authTurn = false // one answer per request
+		}
 	case cpBinlogAck:
 		if s.first == ComQuit && s.total == 1 {
 			t.quit = true
@@ -251,7 +264,10 @@ func (t *Tracker) serverEnd(s *stream) {
 	t.errIsLast = false
 	if !s.started {
 		if t.stage == hsDone && t.outstanding() > 0 {
-			t.replyPacket(s) // an empty reply packet (rare; keeps counts right)
+			// An empty reply packet (rare): serverStart never saw it, but
+			// the reply has started all the same.
+			t.resp.started = true
+			t.replyPacket(s)
 		}
 		return
 	}
@@ -288,6 +304,11 @@ func (t *Tracker) serverEnd(s *stream) {
 		case headerERR:
 			t.authFailed = true
 			t.recordErr(s.capBuf, false)
+		default:
+			// AuthSwitchRequest (0xFE) or more data for the client plugin
+			// (0x01): the client answers with auth data. MySQL's
+			// caching_sha2 "fast auth success" (0x01 0x03) expects no answer.
+			t.authTurn = !(s.first == headerAuthMore && len(s.capBuf) == 2 && s.capBuf[1] == 3)
 		}
 		return
 	}

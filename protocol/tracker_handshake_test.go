@@ -180,3 +180,48 @@ func TestTrackerHandshake(t *testing.T) {
 		}},
 	})
 }
+
+// A client may pipeline its first command behind the handshake response,
+// before the server's auth OK: it must be tracked as a command, and its
+// reply must follow the OK.
+func TestTrackerCommandPipelinedBeforeAuthOK(t *testing.T) {
+	runScenarios(t, []scenario{
+		{name: "query before OK", steps: func() []step {
+			c := &conv{}
+			return seq(
+				server(c.pk(greeting(testConnID, serverCaps))),
+				client(c.pk(handshakeResponse(clientOpts(ClientDeprecateEOF)))),
+				client(c.cmd(comQuery("SELECT 1"))),
+				expect("queued", func(t testing.TB, s Snapshot) {
+					eq(t, "Phase", s.Phase, PhaseHandshake)
+					eq(t, "LastCommand", s.LastCommand, "COM_QUERY")
+					eq(t, "Outstanding", s.Outstanding, 1)
+				}),
+				server(c.pk(ok(ServerStatusAutocommit))),
+				expectPhase(PhaseCommand),
+				server(resultSet(c, true, 1, rowsOf(3), ServerStatusAutocommit)),
+				expect("answered", func(t testing.TB, s Snapshot) {
+					eq(t, "Phase", s.Phase, PhaseIdle)
+					eq(t, "Desyncs", s.Desyncs, 0)
+				}),
+			)
+		}},
+		{name: "after an auth switch the answer is auth data, the next packet a command", steps: func() []step {
+			c := &conv{}
+			return seq(
+				server(c.pk(greeting(testConnID, serverCaps))),
+				client(c.pk(handshakeResponse(clientOpts(ClientDeprecateEOF)))),
+				server(c.pk(authSwitch("mysql_native_password", []byte("01234567890123456789")))),
+				client(c.pk(make([]byte, 20))),
+				client(c.cmd(comQuery("SELECT 1"))),
+				server(c.pk(ok(ServerStatusAutocommit))),
+				expect("queued", func(t testing.TB, s Snapshot) {
+					eq(t, "Phase", s.Phase, PhaseCommand)
+					eq(t, "Commands", s.Commands, uint64(1))
+				}),
+				server(c.pk(ok(ServerStatusAutocommit))),
+				expectPhase(PhaseIdle),
+			)
+		}},
+	})
+}

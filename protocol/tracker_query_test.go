@@ -159,7 +159,7 @@ func TestTrackerQuery(t *testing.T) {
 			return steps(login(c, ClientDeprecateEOF), seq(
 				client(c.cmd(comQuery("SELECT REPEAT('a', 16777216)"))),
 				server(c.pks(colCount(1, -1), coldef("r"))),
-				server(c.pk(bigTextRow(MaxPacketLen + 100))), // two physical packets
+				server(c.pk(bigTextRow(MaxPacketLen+100))), // two physical packets
 				rowsSeen(1),
 				server(c.pk(bigTextRow(MaxPacketLen))), // exact: full packet + empty one
 				rowsSeen(2),
