@@ -3,6 +3,7 @@ module github.com/abortscope/abortscope
 go 1.26.8
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/go-mysql-org/go-mysql v1.14.0
 	github.com/go-sql-driver/mysql v1.10.1
 	github.com/urfave/cli/v2 v2.27.7
@@ -10,7 +11,6 @@ require (
 )
 
 require (
-	filippo.io/edwards25519 v1.2.0 // indirect
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/klauspost/compress v1.18.4 // indirect
