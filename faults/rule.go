@@ -1,0 +1,307 @@
+// Package faults holds fault-injection rules: what to match (who), when to
+// fire (a protocol-aware trigger) and what to do (an action with an exact
+// wire effect). The proxy consults a Set at a few points of its relay; with
+// no rule armed the check is one atomic load.
+package faults
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// Action is what a rule does when it fires.
+type Action string
+
+const (
+	ResetServer Action = "reset_server" // RST the upstream socket
+	CloseServer Action = "close_server" // FIN the upstream without COM_QUIT
+	StallServer Action = "stall_server" // stop reading the server for duration_ms
+	DropQuit    Action = "drop_quit"    // swallow the client's COM_QUIT, then FIN the upstream
+	CorruptSeq  Action = "corrupt_seq"  // change the sequence id of the next client packet
+	Oversize    Action = "oversize"     // send a header larger than max_allowed_packet
+	Truncate    Action = "truncate"     // forward half of the next client packet, then hold (or close)
+	ResetClient Action = "reset_client" // RST toward the client
+	CloseClient Action = "close_client" // FIN toward the client
+	StallClient Action = "stall_client" // stop forwarding to the client for duration_ms
+	Error       Action = "error"        // answer the matching command with an ERR packet
+	Latency     Action = "latency"      // delay each chunk by latency_ms ± jitter_ms
+	Bandwidth   Action = "bandwidth"    // limit throughput to rate_kbps
+	Blackhole   Action = "blackhole"    // drop everything both ways, keep the sockets open
+)
+
+// Actions lists every action, in the README's order.
+var Actions = []Action{ResetServer, CloseServer, StallServer, DropQuit, CorruptSeq, Oversize,
+	Truncate, ResetClient, CloseClient, StallClient, Error, Latency, Bandwidth, Blackhole}
+
+// Phases a trigger can name; the same names as the event's phase field.
+var Phases = []string{"handshake", "idle", "command", "result", "infile"}
+
+// Ends reports whether the action ends the connection (its event then says
+// verdict fault_injected). Latency, bandwidth and an error without
+// then_close shape traffic and leave the ending to what follows.
+func (a Action) Ends(thenClose bool) bool {
+	switch a {
+	case Latency, Bandwidth:
+		return false
+	case Error:
+		return thenClose
+	}
+	return true
+}
+
+// Rule is one fault rule. Zero match fields match anything; all set ones
+// must hold. JSON field names are the API's and the CLI flags'.
+type Rule struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+
+	// Match.
+	User         string            `json:"user,omitempty"`
+	DB           string            `json:"db,omitempty"`
+	Client       string            `json:"client,omitempty"` // CIDR or single address
+	Attrs        map[string]string `json:"attrs,omitempty"`
+	Query        string            `json:"query,omitempty"` // regexp on the statement text
+	ConnID       uint64            `json:"conn_id,omitempty"`
+	ServerConnID uint32            `json:"server_conn_id,omitempty"`
+
+	// Trigger.
+	Phase       string   `json:"phase,omitempty"`
+	AfterBytes  uint64   `json:"after_bytes,omitempty"` // of the current reply
+	AfterRows   uint64   `json:"after_rows,omitempty"`  // of the current reply
+	NthCommand  uint64   `json:"nth_command,omitempty"` // the connection's Nth command, from 1
+	Probability *float64 `json:"probability,omitempty"` // 0-1; absent = 1
+	Count       int      `json:"count,omitempty"`       // fire at most this often; 0 = unlimited
+	TTL         Duration `json:"ttl,omitempty"`         // the rule expires this long after it is armed
+
+	// Action and its parameters.
+	Action     Action `json:"action"`
+	DurationMS int    `json:"duration_ms,omitempty"`
+	Code       uint16 `json:"code,omitempty"`
+	State      string `json:"state,omitempty"`
+	Message    string `json:"message,omitempty"`
+	ThenClose  bool   `json:"then_close,omitempty"`
+	LatencyMS  int    `json:"latency_ms,omitempty"`
+	JitterMS   int    `json:"jitter_ms,omitempty"`
+	RateKbps   int    `json:"rate_kbps,omitempty"`
+	Direction  string `json:"direction,omitempty"` // latency/bandwidth: client_to_server, server_to_client or both (default)
+
+	// Status, filled in by the Set.
+	Fired     int64      `json:"fired"`
+	ArmedAt   time.Time  `json:"armed_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// FieldError is a validation error naming the rule field at fault.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("field %q: %s", e.Field, e.Msg) }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// compiled is a validated rule with its parsed parts.
+type compiled struct {
+	Rule
+	client *net.IPNet
+	query  *regexp.Regexp
+	toSrv  bool // latency/bandwidth apply client -> server
+	toCli  bool // latency/bandwidth apply server -> client
+}
+
+// compile validates r and fills in defaults (ERR state and message from the
+// code). It never keeps a reference to r's maps.
+func compile(r Rule) (*compiled, error) {
+	c := &compiled{Rule: r}
+	if r.Attrs != nil {
+		c.Attrs = make(map[string]string, len(r.Attrs))
+		for k, v := range r.Attrs {
+			c.Attrs[k] = v
+		}
+	}
+	if !validAction(r.Action) {
+		return nil, fieldErr("action", "unknown action %q; one of %s", r.Action, joinActions())
+	}
+	if r.Client != "" {
+		n, err := parseClient(r.Client)
+		if err != nil {
+			return nil, fieldErr("client", "%v", err)
+		}
+		c.client = n
+	}
+	if r.Query != "" {
+		re, err := regexp.Compile(r.Query)
+		if err != nil {
+			return nil, fieldErr("query", "bad regexp: %v", err)
+		}
+		c.query = re
+	}
+	if r.Phase != "" && !contains(Phases, r.Phase) {
+		return nil, fieldErr("phase", "unknown phase %q; one of %s", r.Phase, strings.Join(Phases, ", "))
+	}
+	if p := r.Probability; p != nil && (*p < 0 || *p > 1 || *p != *p) {
+		return nil, fieldErr("probability", "must be between 0 and 1, got %v", *p)
+	}
+	if r.Count < 0 {
+		return nil, fieldErr("count", "must be 0 (unlimited) or more, got %d", r.Count)
+	}
+	if r.TTL < 0 {
+		return nil, fieldErr("ttl", "must not be negative")
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"duration_ms", r.DurationMS}, {"latency_ms", r.LatencyMS}, {"jitter_ms", r.JitterMS}, {"rate_kbps", r.RateKbps}} {
+		if f.v < 0 {
+			return nil, fieldErr(f.name, "must not be negative, got %d", f.v)
+		}
+	}
+	switch r.Action {
+	case StallServer, StallClient:
+		if r.DurationMS == 0 {
+			return nil, fieldErr("duration_ms", "%s needs duration_ms > 0", r.Action)
+		}
+	case Latency:
+		if r.LatencyMS == 0 {
+			return nil, fieldErr("latency_ms", "latency needs latency_ms > 0")
+		}
+		if r.JitterMS > r.LatencyMS {
+			return nil, fieldErr("jitter_ms", "must not exceed latency_ms (%d)", r.LatencyMS)
+		}
+	case Bandwidth:
+		if r.RateKbps == 0 {
+			return nil, fieldErr("rate_kbps", "bandwidth needs rate_kbps > 0")
+		}
+	case Error:
+		if r.Code == 0 {
+			return nil, fieldErr("code", "error needs an error code, e.g. 1213")
+		}
+		if r.State == "" {
+			c.State = defaultState(r.Code)
+		}
+		if len(c.State) != 5 {
+			return nil, fieldErr("state", "SQLSTATE must be 5 characters, got %q", c.State)
+		}
+		if r.Message == "" {
+			c.Message = defaultMessage(r.Code)
+		}
+	}
+	switch r.Direction {
+	case "", "both":
+		c.toSrv, c.toCli = true, true
+	case "client_to_server":
+		c.toSrv = true
+	case "server_to_client":
+		c.toCli = true
+	default:
+		return nil, fieldErr("direction", "one of client_to_server, server_to_client, both; got %q", r.Direction)
+	}
+	if r.Direction != "" && r.Action != Latency && r.Action != Bandwidth {
+		return nil, fieldErr("direction", "only latency and bandwidth take a direction")
+	}
+	return c, nil
+}
+
+func validAction(a Action) bool {
+	for _, x := range Actions {
+		if a == x {
+			return true
+		}
+	}
+	return false
+}
+
+func joinActions() string {
+	s := make([]string, len(Actions))
+	for i, a := range Actions {
+		s[i] = string(a)
+	}
+	return strings.Join(s, ", ")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func parseClient(s string) (*net.IPNet, error) {
+	if strings.Contains(s, "/") {
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			return nil, fmt.Errorf("not a CIDR or address: %q", s)
+		}
+		return n, nil
+	}
+	ip := net.ParseIP(s)
+	if ip == nil {
+		return nil, fmt.Errorf("not a CIDR or address: %q", s)
+	}
+	bits := 128
+	if ip4 := ip.To4(); ip4 != nil {
+		ip, bits = ip4, 32
+	}
+	return &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, nil
+}
+
+// MariaDB codes go-mysql's (MySQL) tables lack.
+var mariadbErrors = map[uint16][2]string{
+	1927: {"70100", "Connection was killed"},
+	4031: {"HY000", "The client was disconnected by the server because of inactivity."},
+}
+
+func defaultState(code uint16) string {
+	if m, ok := mariadbErrors[code]; ok {
+		return m[0]
+	}
+	if s, ok := mysql.MySQLState[code]; ok {
+		return s
+	}
+	return mysql.DEFAULT_MYSQL_STATE
+}
+
+func defaultMessage(code uint16) string {
+	if m, ok := mariadbErrors[code]; ok {
+		return m[1]
+	}
+	if s, ok := mysql.MySQLErrName[code]; ok {
+		// The tables hold printf formats; a fault has no arguments to give.
+		return printfVerb.ReplaceAllString(s, "?")
+	}
+	return fmt.Sprintf("abortscope injected error %d", code)
+}
+
+// printfVerb matches a printf verb such as %s, %-.64s or %lu.
+var printfVerb = regexp.MustCompile(`%[-+ #0-9.]*l*[a-zA-Z]`)
+
+// Duration is a time.Duration that reads and writes as "30s" in JSON.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Duration(d).String() + `"`), nil
+}
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "" || s == "0" {
+		*d = 0
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fieldErr("ttl", "not a duration (e.g. 30s, 5m): %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
