@@ -73,7 +73,7 @@ func (c *conn) serve() {
 	if err != nil {
 		err = fmt.Errorf("dial upstream %s: %w", c.p.Upstream, err)
 		if c.record(ending{by: ByProxy, close: CloseDialError, err: err}) {
-			c.sendERR(0, 2003, "HY000", "abortscope: cannot connect to upstream MariaDB: "+err.Error())
+			c.sendERR(0, erUpstreamUnreachable, "08S01", "abortscope: cannot connect to upstream MariaDB: "+err.Error())
 		}
 		return
 	}
@@ -99,6 +99,15 @@ func (c *conn) serve() {
 	c.relay(protocol.ClientToServer, c.client, server)
 	wg.Wait()
 }
+
+// erUpstreamUnreachable is the error number of the ERR packet a client gets
+// when the upstream cannot be reached: ER_UNKNOWN_ERROR, with SQLSTATE 08S01
+// (communication link failure) so that pools treat it as a connection
+// error. It must be a server error number: Connector/C 3.3.4 and later (the
+// mariadb CLI, mysqlclient, ...) reject an ERR packet that carries a
+// client-side number (2001-2061, 5001-50xx) as "Received malformed packet"
+// (CONC-627), so CR_CONN_HOST_ERROR 2003 would hide the message.
+const erUpstreamUnreachable = 1105
 
 // sendERR writes one ERR packet to the client, bounded in time so that a
 // client that does not read cannot hold the proxy.

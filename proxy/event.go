@@ -79,10 +79,12 @@ func (j *JSONLines) Emit(e *Event) {
 	if err != nil { // only unsupported types fail; Event has none
 		line = fmt.Appendf(nil, `{"event":"connection_ended","conn_id":%d,"error":%q}`, e.ConnID, err.Error())
 	}
+	// The newline goes with the line: a line longer than the buffer is
+	// written straight through, and a separate '\n' would be a second Write.
+	line = append(line, '\n')
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.w.Write(line)
-	j.w.WriteByte('\n')
 	if err := j.w.Flush(); err != nil && j.err == nil {
 		j.err = err
 	}

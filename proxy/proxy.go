@@ -146,6 +146,10 @@ func (p *Proxy) track(ln net.Listener) bool {
 		p.listeners = make(map[net.Listener]struct{})
 	}
 	p.listeners[ln] = struct{}{}
+	// The accept loop counts in the WaitGroup until Serve returns, so a
+	// connection it accepted as Shutdown began is added (start) before the
+	// count can reach zero: Shutdown's Wait then also waits for its event.
+	p.wg.Add(1)
 	return true
 }
 
@@ -153,6 +157,7 @@ func (p *Proxy) untrack(ln net.Listener) {
 	p.mu.Lock()
 	delete(p.listeners, ln)
 	p.mu.Unlock()
+	p.wg.Done()
 }
 
 // start runs a new client connection in its own goroutine.

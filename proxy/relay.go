@@ -26,9 +26,11 @@ func (c *conn) relay(dir protocol.Direction, src, dst net.Conn) {
 	if !c.relayFirst(dir, src, dst, &buf) {
 		return
 	}
+	peeked := false // see drainWoken
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			peeked = false
 			c.mu.Lock()
 			c.tr.Feed(dir, buf[:n])
 			c.mu.Unlock()
@@ -42,10 +44,9 @@ func (c *conn) relay(dir protocol.Direction, src, dst net.Conn) {
 		}
 		if err != nil {
 			if dir == protocol.ClientToServer && errors.Is(err, os.ErrDeadlineExceeded) && c.draining.Load() {
-				if c.quitAtRest() {
+				if c.drainWoken(&peeked) {
 					return
 				}
-				c.client.SetReadDeadline(time.Time{})
 				continue
 			}
 			c.readFailed(dir, err)
@@ -54,13 +55,45 @@ func (c *conn) relay(dir protocol.Direction, src, dst net.Conn) {
 	}
 }
 
+// drainPeek is how long the client relay of a draining connection at rest
+// reads once more before it speaks COM_QUIT for the client.
+const drainPeek = 20 * time.Millisecond
+
+// drainWoken handles a wake-up of the client relay while the proxy drains
+// (a read deadline set by drain, by the server relay when a reply ended, or
+// here). It ends the connection only when it is at rest and a read started
+// just now, with a short deadline, found nothing from the client: a read
+// whose deadline has already passed fails before it looks at the socket,
+// so a command the client had just sent would be lost in the close (and
+// the unread bytes would turn the client's FIN into a RST). It reports
+// whether the connection ended.
+func (c *conn) drainWoken(peeked *bool) bool {
+	if c.atRest() {
+		if *peeked && c.quitAtRest() {
+			return true
+		}
+		*peeked = true
+		c.client.SetReadDeadline(time.Now().Add(drainPeek))
+		return false
+	}
+	*peeked = false
+	c.client.SetReadDeadline(time.Time{})
+	// The reply may have ended between the check and the clear, its
+	// wake-up lost with the deadline: look again.
+	if c.atRest() {
+		*peeked = true
+		c.client.SetReadDeadline(time.Now().Add(drainPeek))
+	}
+	return false
+}
+
 // relayFirst relays the first packet of a direction, read whole (header,
 // then exactly its payload, so nothing after it is consumed): the server
 // greeting loses the capability bits the tracker cannot follow, and the
 // handshake response loses them too, in case a client asks for them anyway.
 func (c *conn) relayFirst(dir protocol.Direction, src, dst net.Conn, buf *[]byte) bool {
 	b := *buf
-	if _, err := io.ReadFull(src, b[:4]); err != nil {
+	if err := c.readFull(dir, src, b[:4]); err != nil {
 		c.readFailed(dir, err)
 		return false
 	}
@@ -71,7 +104,7 @@ func (c *conn) relayFirst(dir protocol.Direction, src, dst net.Conn, buf *[]byte
 		b = nb
 	}
 	m := min(n, len(b)-4)
-	if _, err := io.ReadFull(src, b[4:4+m]); err != nil {
+	if err := c.readFull(dir, src, b[4:4+m]); err != nil {
 		c.readFailed(dir, err)
 		return false
 	}
@@ -88,6 +121,26 @@ func (c *conn) relayFirst(dir protocol.Direction, src, dst net.Conn, buf *[]byte
 		return false
 	}
 	return true
+}
+
+// readFull is io.ReadFull for the first packets, except that a drain's
+// wake-up (a read deadline in the past) is not a client timeout there: a
+// connection still in its handshake is let log in, then quits at rest.
+func (c *conn) readFull(dir protocol.Direction, src net.Conn, b []byte) error {
+	for n := 0; n < len(b); {
+		m, err := src.Read(b[n:])
+		n += m
+		switch {
+		case err == nil || n == len(b):
+		case dir == protocol.ClientToServer && errors.Is(err, os.ErrDeadlineExceeded) && c.draining.Load():
+			src.SetReadDeadline(time.Time{})
+		case n > 0 && err == io.EOF:
+			return io.ErrUnexpectedEOF
+		default:
+			return err
+		}
+	}
+	return nil
 }
 
 // editFirst masks capabilities in the first packet of dir. It returns false
@@ -111,7 +164,9 @@ func (c *conn) editFirst(dir protocol.Direction, payload []byte) bool {
 		c.p.logger().Warn("a client asked for TLS although the proxy did not offer it; refusing: connect without TLS (e.g. --ssl=0, tls=false)",
 			zap.Uint64("conn_id", c.id), zap.String("client_addr", c.client.RemoteAddr().String()))
 		c.record(ending{by: ByProxy, close: CloseERRPacket, err: errTLSRefused})
-		c.sendERR(2, 2026, "HY000", "abortscope: TLS between client and proxy is not supported; connect without TLS")
+		// 1235 ER_NOT_SUPPORTED_YET: a server-range number, which Connector/C
+		// shows as sent (it rejects client-range ones such as 2026).
+		c.sendERR(2, 1235, "08004", "abortscope: TLS between client and proxy is not supported; connect without TLS")
 		c.client.Close()
 		c.upstream().Close()
 		return false

@@ -77,8 +77,13 @@ func judge(e ending, s protocol.Snapshot) judgement {
 		return j
 	}
 
+	// After the client's COM_QUIT at rest, the server's close answers the
+	// COM_QUIT, even when the last thing it sent was the ERR of a failed
+	// statement; only an ERR after which the server closes by itself
+	// (fatalServerErrors) still explains the ending.
+	quitAnswered := s.QuitSent && !e.phase.InFlight()
 	serverErr := s.LastErr != nil && s.ErrIsLast &&
-		(e.by == ByServer || fatalServerErrors[s.LastErr.Code])
+		(fatalServerErrors[s.LastErr.Code] || e.by == ByServer && !quitAnswered)
 	switch {
 	case s.AuthFailed:
 		j.verdict, j.by, j.close = VerdictAuthFailed, ByServer, CloseERRPacket
@@ -104,11 +109,23 @@ func judge(e ending, s protocol.Snapshot) judgement {
 		return j
 	}
 
-	// The client ended it.
+	// The client ended it. A FIN in flight only stopped the client's
+	// sending: the proxy passed it on and kept relaying the reply, so what
+	// the server met next depends on how that reply ended, which the final
+	// snapshot tells (the phase at the FIN does not): cut short, because
+	// the proxy's write to the closed client failed and it reset the
+	// server (still in flight: 1160), or written whole, because the client
+	// kept reading after a half-close or the rest fit its buffers (then
+	// the server read the COM_QUIT, or EOF: 1158).
+	notice := e.phase
+	if e.close == CloseFIN && e.phase.InFlight() {
+		notice = s.Phase
+	}
 	switch {
 	case !s.Authenticated:
 		j.verdict = VerdictHandshakeAbort
-	case s.QuitSent && e.phase == protocol.PhaseCommand && e.close == CloseFIN:
+	case s.QuitSent && e.close == CloseFIN && e.phase.InFlight() &&
+		(notice == protocol.PhaseCommand || !notice.InFlight()):
 		// COM_QUIT queued behind a running statement: the server writes
 		// the reply into the client's closed socket (the write succeeds),
 		// then reads the COM_QUIT and ends cleanly. Measured: nothing
@@ -116,7 +133,7 @@ func judge(e ending, s protocol.Snapshot) judgement {
 		j.verdict, j.close = VerdictClean, CloseQuit
 	case e.phase.InFlight():
 		j.verdict = VerdictClientAbortFlight
-		j.expected = inFlightError(e.phase, e.close)
+		j.expected = inFlightError(notice, e.close)
 		if s.QuitSent {
 			j.close = CloseQuit
 		}
@@ -137,10 +154,12 @@ func judge(e ending, s protocol.Snapshot) judgement {
 //     close, since unread data turns the client's FIN into a reset;
 //   - still computing (phase command): after a FIN its reply write succeeds
 //     and the next read finds EOF: 1158; after a RST the write fails: 1160;
-//   - LOCAL INFILE upload: it is reading the file: 1158.
+//   - LOCAL INFILE upload: it is reading the file: 1158;
+//   - reply written whole after the client's FIN (phase no longer in
+//     flight): its next read finds EOF: 1158 (case e).
 func inFlightError(p protocol.Phase, c CloseKind) int {
 	switch {
-	case p == protocol.PhaseInfile:
+	case p == protocol.PhaseInfile, !p.InFlight():
 		return ErNetReadError
 	case p == protocol.PhaseCommand && (c == CloseFIN || c == CloseQuit):
 		return ErNetReadError

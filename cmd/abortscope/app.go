@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 
 	"github.com/urfave/cli/v2"
@@ -12,6 +13,12 @@ var version = "dev"
 // run builds the CLI and runs it with args; main is a thin wrapper so tests
 // can run the whole program in-process.
 func run(args []string, stdout, stderr io.Writer) error {
+	return runContext(context.Background(), args, stdout, stderr)
+}
+
+// runContext is run under ctx: serve stops when ctx ends, as it does on
+// SIGINT or SIGTERM (tests stop it this way; the binary uses the signals).
+func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	app := &cli.App{
 		Name:      "abortscope",
 		Usage:     "a MySQL/MariaDB proxy that tells how every connection ended, and who it was",
@@ -23,5 +30,5 @@ func run(args []string, stdout, stderr io.Writer) error {
 		},
 		HideHelpCommand: true,
 	}
-	return app.Run(args)
+	return app.RunContext(ctx, args)
 }
