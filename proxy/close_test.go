@@ -320,11 +320,14 @@ func TestHalfClose(t *testing.T) {
 			if s.WriteErr != nil || s.GotQuit != tc.quit || (!tc.quit && s.ReadErr != io.EOF) {
 				t.Errorf("upstream: write error %v, quit %v, read %v", s.WriteErr, s.GotQuit, s.ReadErr)
 			}
-			phase := "command"
-			if tc.midResult {
-				phase = "result"
+			ev := h.one(t)
+			phase := "result"
+			if !tc.midResult && ev.Phase == "command" {
+				// The fake answers at once: whether its first reply bytes
+				// reached the proxy before the client's FIN is a race.
+				phase = "command"
 			}
-			checkEvent(t, h.one(t), tc.verdict, phase, "client", tc.close, tc.expected)
+			checkEvent(t, ev, tc.verdict, phase, "client", tc.close, tc.expected)
 		})
 	}
 }
