@@ -333,23 +333,4 @@ func TestHalfClose(t *testing.T) {
 }
 
 // readRest reads a one-column result whose column-count packet was read.
-func (c *rawClient) readRest() (rows int, err error) {
-	if _, _, err := c.readPacket(); err != nil { // column definition
-		return 0, err
-	}
-	if c.caps&protocol.ClientDeprecateEOF == 0 {
-		if _, _, err := c.readPacket(); err != nil {
-			return 0, err
-		}
-	}
-	for {
-		_, p, err := c.readPacket()
-		if err != nil {
-			return rows, err
-		}
-		if len(p) > 0 && p[0] == 0xfe && len(p) < 0xffffff {
-			return rows, nil
-		}
-		rows++
-	}
-}
+func (c *rawClient) readRest() (rows int, err error) { return c.readResultBody(1) }

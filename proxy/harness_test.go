@@ -283,7 +283,13 @@ func (c *rawClient) readReply() (rows int, err error) {
 	if !ok {
 		return 0, fmt.Errorf("client: bad column count % x", p)
 	}
-	for i := uint64(0); i < cols; i++ {
+	return c.readResultBody(int(cols))
+}
+
+// readResultBody reads the column definitions (cols of them, plus their EOF
+// unless DEPRECATE_EOF), then rows until the terminator; it returns the rows.
+func (c *rawClient) readResultBody(cols int) (rows int, err error) {
+	for i := 0; i < cols; i++ {
 		if _, _, err := c.readPacket(); err != nil {
 			return 0, err
 		}
