@@ -9,3 +9,7 @@ func (t *Tracker) AtRest() bool {
 }
 
 func (s *stream) midPacket() bool { return s.hdrN != 0 || s.cont }
+
+// MidPacket reports whether direction d has seen part of a packet: its next
+// byte does not start a new one.
+func (t *Tracker) MidPacket(d Direction) bool { return t.streams[d].midPacket() }

@@ -95,3 +95,35 @@ func (t *Tracker) ServerConnID() uint32 { return t.greeting.ConnectionID }
 
 // QuitSent reports whether the client has sent COM_QUIT.
 func (t *Tracker) QuitSent() bool { return t.quit }
+
+// Progress is the part of a Snapshot that moves packet by packet, read
+// without copying anything: for checks made on every chunk.
+type Progress struct {
+	Phase       Phase
+	Commands    uint64
+	Outstanding int
+	ResultBytes uint64
+	ResultRows  uint64
+	QuitSent    bool
+	ServerConn  uint32
+}
+
+// Progress returns the connection's progress.
+func (t *Tracker) Progress() Progress {
+	return Progress{
+		Phase:       t.Phase(),
+		Commands:    t.commands,
+		Outstanding: t.outstanding(),
+		ResultBytes: t.resp.bytes,
+		ResultRows:  t.resp.rows,
+		QuitSent:    t.quit,
+		ServerConn:  t.greeting.ConnectionID,
+	}
+}
+
+// Identity returns the login identity and the last captured statement. The
+// attrs slice is the tracker's own: read it only while the caller still
+// serialises access to the tracker, and do not modify it.
+func (t *Tracker) Identity() (user, db, query string, attrs []Attr) {
+	return t.user, t.db, t.lastQuery, t.attrs
+}
