@@ -194,6 +194,13 @@ func (s *Set) Check(allowed ActionSet, v *View) *Fired {
 	return nil
 }
 
+// Intn returns a number in [0, n) from the seeded source (latency jitter).
+func (s *Set) Intn(n int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rng.Intn(n)
+}
+
 // draw rolls the rule's probability from the seeded source.
 func (s *Set) draw(a *armed) bool {
 	p := a.Probability

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/abortscope/abortscope/faults"
 	"github.com/abortscope/abortscope/protocol"
 )
 
@@ -31,18 +32,53 @@ type conn struct {
 	end        atomic.Pointer[ending] // the first signal; set once
 	draining   atomic.Bool
 	cancelDial context.CancelFunc
+
+	// Fault injection (inject.go). faulted and blackholed are read on every
+	// chunk once a rule fired; holdClient belongs to the client relay.
+	clientIP   net.IP
+	faulted    atomic.Bool
+	blackholed atomic.Bool
+	holdClient bool
+	stop       chan struct{} // closed at teardown: ends fault sleeps
+	stopOnce   sync.Once
+	// Guarded by mu: the rule that ends the connection, the phase it fired
+	// in, every rule that fired, and the attrs map rules match against.
+	fault      *faults.Fired
+	faultPhase string
+	firedNames []string
+	attrs      map[string]string
+	attrsSeen  []protocol.Attr
 }
 
 func newConn(p *Proxy, client net.Conn) *conn {
 	id := p.nextID.Add(1)
-	return &conn{
+	c := &conn{
 		p:       p,
 		id:      id,
 		client:  client,
 		started: p.now(),
 		log:     p.logger().With(zap.Uint64("conn_id", id), zap.String("client_addr", client.RemoteAddr().String())),
-		tr:      protocol.NewTracker(protocol.Config{QueryCapture: p.QueryCapture}),
+		tr:      protocol.NewTracker(protocol.Config{QueryCapture: queryCapture(p)}),
+		stop:    make(chan struct{}),
 	}
+	if a, ok := client.RemoteAddr().(*net.TCPAddr); ok {
+		c.clientIP = a.IP
+	}
+	return c
+}
+
+// queryCapture is how much statement text the tracker keeps: what the
+// events show (--log-queries), or more when fault rules may match on it.
+func queryCapture(p *Proxy) int {
+	if p.Faults != nil {
+		return max(p.QueryCapture, faultQueryCapture)
+	}
+	return p.QueryCapture
+}
+
+// teardown ends fault sleeps; called once the connection is ending.
+func (c *conn) teardown() {
+	c.stopOnce.Do(func() { close(c.stop) })
 }
 
 // record keeps e as the reason the connection ends, unless a reason was
@@ -128,6 +164,7 @@ func (c *conn) refuse() {
 // both sockets; the relays then stop on net.ErrClosed.
 func (c *conn) abort(e ending) {
 	c.record(e)
+	c.teardown()
 	c.mu.Lock()
 	server, cancel := c.server, c.cancelDial
 	c.mu.Unlock()
@@ -150,9 +187,11 @@ func (c *conn) drain() {
 
 // finish emits the connection's event and closes both sockets.
 func (c *conn) finish() {
+	c.teardown()
 	c.mu.Lock()
 	snap := c.tr.Snapshot()
 	server := c.server
+	fault, faultPhase, fired := c.fault, c.faultPhase, c.firedNames
 	c.mu.Unlock()
 	c.client.Close()
 	if server != nil {
@@ -163,7 +202,14 @@ func (c *conn) finish() {
 		e = &ending{by: ByProxy, close: CloseRST, err: errors.New("abortscope: connection ended without a recorded cause"), phase: snap.Phase}
 	}
 	j := judge(*e, snap)
+	if fault != nil {
+		j = judgeFault(j, fault, faultPhase)
+	}
 	ev := c.event(*e, j, snap)
+	ev.FaultsFired = fired
+	if fault != nil && j.verdict == VerdictFaultInjected {
+		ev.Fault, ev.FaultID, ev.Action = fault.Name, fault.ID, string(fault.Action)
+	}
 	if c.p.Events != nil {
 		c.p.Events.Emit(ev)
 	}
@@ -190,7 +236,7 @@ func (c *conn) event(e ending, j judgement, s protocol.Snapshot) *Event {
 		Verdict:             j.verdict,
 		ExpectedServerError: j.expected,
 		LastCommand:         s.LastCommand,
-		Query:               s.LastQuery,
+		Query:               truncate(s.LastQuery, c.p.QueryCapture),
 		Commands:            s.Commands,
 		BytesFromClient:     s.BytesFromClient,
 		BytesFromServer:     s.BytesFromServer,
@@ -236,4 +282,16 @@ func (c *conn) logEnd(ev *Event) {
 		return
 	}
 	c.log.Info("connection ended", fields...)
+}
+
+// truncate cuts s to n bytes (n <= 0: nothing): the tracker may keep more
+// statement text for fault rules than --log-queries shows.
+func truncate(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

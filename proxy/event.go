@@ -46,6 +46,14 @@ type Event struct {
 	ServerErrorCode    int    `json:"server_error_code,omitempty"`
 	ServerErrorMessage string `json:"server_error_message,omitempty"`
 
+	// Fault injection: the rule that ended the connection (verdict
+	// fault_injected), its action, and every rule that fired on it (latency
+	// and bandwidth shape a connection without ending it).
+	Fault       string   `json:"fault,omitempty"`
+	FaultID     string   `json:"fault_id,omitempty"`
+	Action      string   `json:"action,omitempty"`
+	FaultsFired []string `json:"faults_fired,omitempty"`
+
 	ServerVersion string `json:"server_version,omitempty"`
 	TLSRequested  bool   `json:"tls_requested,omitempty"`
 	// Desyncs counts packets the tracker could not fit in the protocol

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/abortscope/abortscope/faults"
 )
 
 // Dialer opens connections to the upstream server.
@@ -39,6 +41,9 @@ type Proxy struct {
 	// QueryCapture is how many bytes of each statement are kept and put in
 	// the event's query field. If zero, no statement text is kept.
 	QueryCapture int
+	// Faults holds the armed fault rules. If nil, fault injection is off;
+	// with no rule armed it costs one atomic load per chunk relayed.
+	Faults *faults.Set
 	// BufferSize is the relay buffer per direction. If zero, 32 KiB.
 	BufferSize int
 	// Now is the clock. If nil, time.Now.

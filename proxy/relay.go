@@ -31,11 +31,7 @@ func (c *conn) relay(dir protocol.Direction, src, dst net.Conn) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			peeked = false
-			c.mu.Lock()
-			c.tr.Feed(dir, buf[:n])
-			c.mu.Unlock()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				c.writeFailed(dir, werr)
+			if !c.pass(dir, dst, buf[:n]) {
 				return
 			}
 			if dir == protocol.ServerToClient && c.draining.Load() && c.atRest() {
@@ -110,17 +106,13 @@ func (c *conn) relayFirst(dir protocol.Direction, src, dst net.Conn, buf *[]byte
 	}
 	pkt := b[:4+m]
 	keep := m < n || c.editFirst(dir, pkt[4:]) // edit only a whole packet
-	c.mu.Lock()
-	c.tr.Feed(dir, pkt)
-	c.mu.Unlock()
 	if !keep {
+		c.mu.Lock()
+		c.tr.Feed(dir, pkt)
+		c.mu.Unlock()
 		return false
 	}
-	if _, err := dst.Write(pkt); err != nil {
-		c.writeFailed(dir, err)
-		return false
-	}
-	return true
+	return c.pass(dir, dst, pkt)
 }
 
 // readFull is io.ReadFull for the first packets, except that a drain's
@@ -195,11 +187,13 @@ func (c *conn) readFailed(dir protocol.Direction, err error) {
 			halfClose(server)
 			return
 		}
+		c.teardown()
 		reset(server)
 		c.client.Close()
 		return
 	}
 	c.record(ending{by: ByServer, close: kind, err: errOrNil(err)})
+	c.teardown()
 	if kind == CloseFIN {
 		// MariaDB closes both ways at once; so does the proxy toward the
 		// client. Unread client bytes make the kernel send RST, as they
@@ -222,11 +216,13 @@ func (c *conn) writeFailed(dir protocol.Direction, err error) {
 		// server and reset it at once, so MariaDB's next write fails with
 		// ECONNRESET and it logs 1160, as it would without the proxy.
 		c.record(ending{by: ByClient, close: closeKindOf(err), err: err, onWrite: true})
+		c.teardown()
 		reset(server)
 		c.client.Close()
 		return
 	}
 	c.record(ending{by: ByServer, close: closeKindOf(err), err: err, onWrite: true})
+	c.teardown()
 	reset(c.client)
 	server.Close()
 }

@@ -1,0 +1,49 @@
+package proxy
+
+import "github.com/abortscope/abortscope/faults"
+
+// judgeFault turns the natural judgement of a connection on which an ending
+// rule fired into fault_injected, with the error MariaDB logs for that
+// action in the phase it fired in (measured in the e2e fault recipes).
+// A stall that the connection survived, ending cleanly, stays clean.
+func judgeFault(j judgement, f *faults.Fired, phase string) judgement {
+	switch f.Action {
+	case faults.StallServer, faults.StallClient:
+		if j.verdict == VerdictClean {
+			return j
+		}
+	}
+	j.verdict = VerdictFaultInjected
+	j.expected = faultExpected(f.Action, phase)
+	return j
+}
+
+// faultExpected is the error MariaDB logs after action fired in phase.
+func faultExpected(a faults.Action, phase string) int {
+	switch a {
+	case faults.DropQuit, faults.Truncate, faults.Error:
+		return ErNetReadError // it reads EOF where it waited for a packet
+	case faults.CorruptSeq:
+		return 1156 // ER_NET_PACKETS_OUT_OF_ORDER
+	case faults.Oversize:
+		return 1153 // ER_NET_PACKET_TOO_LARGE
+	case faults.StallServer, faults.StallClient:
+		if phase == "result" {
+			return ErNetErrorWrite // its writes time out: errno 110
+		}
+		return 0
+	case faults.ResetServer, faults.ResetClient, faults.CloseServer, faults.CloseClient:
+		switch phase {
+		case "result":
+			return ErNetErrorWrite
+		case "command":
+			if a == faults.ResetServer || a == faults.ResetClient {
+				return ErNetErrorWrite // its reply write meets the reset
+			}
+			return ErNetReadError // the reply is written, the next read finds EOF
+		case "idle", "infile":
+			return ErNetReadError
+		}
+	}
+	return 0
+}
