@@ -6,6 +6,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/abortscope/abortscope/faults"
 	"github.com/abortscope/abortscope/protocol"
 )
 
@@ -97,10 +98,13 @@ func benchConn(b *testing.B, addr string) net.Conn {
 // through the proxy (MB/s), and small query/OK round trips. "direct" runs
 // the same client and server without the proxy, for comparison; the
 // client and server allocate nothing per operation, so allocs/op is the
-// proxy's.
+// proxy's. "proxy+faults" has fault injection enabled with no rule armed
+// (serve --allow-faults): it must cost what "proxy" costs, 0 allocs/op;
+// "proxy+faults-unmatched" has a rule armed for another user, the price of
+// checking it on every chunk.
 func BenchmarkRelay(b *testing.B) {
 	stream := benchResult(4096, 1000) // about 4 MiB in 4096 packets
-	for _, via := range []string{"proxy", "direct"} {
+	for _, via := range []string{"proxy", "proxy+faults", "proxy+faults-unmatched", "direct"} {
 		for _, mode := range []string{"stream", "pingpong"} {
 			b.Run(via+"/"+mode, func(b *testing.B) {
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -113,12 +117,20 @@ func BenchmarkRelay(b *testing.B) {
 				addr := ln.Addr().String()
 				var p *Proxy
 				served := make(chan error, 1)
-				if via == "proxy" {
+				if via != "direct" {
 					pln, err := net.Listen("tcp", "127.0.0.1:0")
 					if err != nil {
 						b.Fatal(err)
 					}
 					p = &Proxy{Upstream: addr}
+					if via != "proxy" {
+						p.Faults = faults.NewSet(1, nil)
+					}
+					if via == "proxy+faults-unmatched" {
+						if _, err := p.Faults.Add(faults.Rule{User: "someone-else", Action: faults.ResetServer}); err != nil {
+							b.Fatal(err)
+						}
+					}
 					go func() { served <- p.Serve(pln) }()
 					addr = pln.Addr().String()
 				}
