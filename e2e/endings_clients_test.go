@@ -152,7 +152,7 @@ func TestEndUpstreamDown(t *testing.T) {
 	}
 
 	for _, ev := range p.Events.Only(t, 2) {
-		checkEvent(t, ev, want{proxy.VerdictUpstreamUnreachble, "connect", "proxy", "dial_error", 0})
+		checkEvent(t, ev, want{proxy.VerdictUpstreamUnreachable, "connect", "proxy", "dial_error", 0})
 		if ev.ServerConnID != 0 || ev.User != "" || ev.Upstream != closed || !strings.Contains(ev.Error, "refused") {
 			t.Errorf("server_conn_id %d user %q upstream %q error %q; want 0, none, %s, connection refused",
 				ev.ServerConnID, ev.User, ev.Upstream, ev.Error, closed)

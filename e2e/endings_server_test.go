@@ -83,8 +83,8 @@ func TestEndServerStopped(t *testing.T) {
 			if err == nil {
 				t.Error("connected through the proxy while MariaDB was down")
 			}
-			ev := p.Events.Wait(t, "a refused connection", func(e proxy.Event) bool { return e.Verdict == proxy.VerdictUpstreamUnreachble })
-			checkEvent(t, ev, want{proxy.VerdictUpstreamUnreachble, "connect", "proxy", "dial_error", 0})
+			ev := p.Events.Wait(t, "a refused connection", func(e proxy.Event) bool { return e.Verdict == proxy.VerdictUpstreamUnreachable })
+			checkEvent(t, ev, want{proxy.VerdictUpstreamUnreachable, "connect", "proxy", "dial_error", 0})
 
 			if err := db.Restart(ctx); err != nil {
 				t.Fatalf("restarting MariaDB: %v", err)

@@ -234,7 +234,7 @@ func TestUpstreamUnreachable(t *testing.T) {
 		t.Errorf("after the ERR the client read %v, want EOF", err)
 	}
 	ev := h.one(t)
-	if ev.Verdict != VerdictUpstreamUnreachble || ev.Phase != "connect" || ev.EndedBy != "proxy" || ev.Close != "dial_error" ||
+	if ev.Verdict != VerdictUpstreamUnreachable || ev.Phase != "connect" || ev.EndedBy != "proxy" || ev.Close != "dial_error" ||
 		!strings.Contains(ev.Error, down) || ev.ServerConnID != 0 {
 		t.Errorf("event: %+v", ev)
 	}

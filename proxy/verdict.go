@@ -4,18 +4,18 @@ import "github.com/abortscope/abortscope/protocol"
 
 // Verdict names: how a connection ended, in the terms of what MariaDB logs.
 const (
-	VerdictClean              = "clean"
-	VerdictClientNoQuit       = "client_no_quit"
-	VerdictClientReset        = "client_reset"
-	VerdictClientAbortFlight  = "client_abort_in_flight"
-	VerdictHandshakeAbort     = "handshake_abort"
-	VerdictAuthFailed         = "auth_failed"
-	VerdictServerClosed       = "server_closed"
-	VerdictServerError        = "server_error"
-	VerdictServerReset        = "server_reset"
-	VerdictUpstreamUnreachble = "upstream_unreachable"
-	VerdictProxyShutdown      = "proxy_shutdown"
-	VerdictFaultInjected      = "fault_injected"
+	VerdictClean               = "clean"
+	VerdictClientNoQuit        = "client_no_quit"
+	VerdictClientReset         = "client_reset"
+	VerdictClientAbortFlight   = "client_abort_in_flight"
+	VerdictHandshakeAbort      = "handshake_abort"
+	VerdictAuthFailed          = "auth_failed"
+	VerdictServerClosed        = "server_closed"
+	VerdictServerError         = "server_error"
+	VerdictServerReset         = "server_reset"
+	VerdictUpstreamUnreachable = "upstream_unreachable"
+	VerdictProxyShutdown       = "proxy_shutdown"
+	VerdictFaultInjected       = "fault_injected"
 )
 
 // MariaDB error numbers the verdicts speak of.
@@ -64,7 +64,7 @@ func judge(e ending, s protocol.Snapshot) judgement {
 	j := judgement{by: e.by, close: e.close}
 	switch e.close {
 	case CloseDialError:
-		j.verdict = VerdictUpstreamUnreachble
+		j.verdict = VerdictUpstreamUnreachable
 		return j
 	case CloseShutdown:
 		j.verdict = VerdictProxyShutdown

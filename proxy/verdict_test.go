@@ -107,7 +107,7 @@ func TestJudge(t *testing.T) {
 		{"query error then client FIN is the client's", end(ByClient, CloseFIN, idle), withErr(authed(idle), 1064, true), VerdictClientNoQuit, ByClient, CloseFIN, ErNetReadError},
 
 		// The proxy's own endings.
-		{"dial error", end(ByProxy, CloseDialError, connect), protocol.Snapshot{}, VerdictUpstreamUnreachble, ByProxy, CloseDialError, 0},
+		{"dial error", end(ByProxy, CloseDialError, connect), protocol.Snapshot{}, VerdictUpstreamUnreachable, ByProxy, CloseDialError, 0},
 		{"shutdown idle", end(ByProxy, CloseShutdown, idle), withQuit(authed(idle)), VerdictProxyShutdown, ByProxy, CloseShutdown, 0},
 		{"shutdown before the upstream answered", end(ByProxy, CloseShutdown, connect), protocol.Snapshot{}, VerdictProxyShutdown, ByProxy, CloseShutdown, 0},
 		{"shutdown in result", end(ByProxy, CloseShutdown, result), authed(result), VerdictProxyShutdown, ByProxy, CloseShutdown, ErNetErrorWrite},
