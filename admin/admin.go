@@ -1,11 +1,15 @@
-// Package admin serves abortscope's HTTP API: health now; later issues add
-// their endpoints to the same mux.
+// Package admin serves abortscope's HTTP API: /healthz, and /faults to arm
+// and disarm fault rules at run time.
 package admin
 
 import (
 	"fmt"
 	"net"
 	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/abortscope/abortscope/faults"
 )
 
 // Options configures the admin handler. The zero value serves /healthz only.
@@ -16,6 +20,16 @@ type Options struct {
 	// Active returns the number of connections being relayed, shown on
 	// /healthz. If nil, it is left out.
 	Active func() int
+	// Faults is the set /faults arms rules in and lists. It is used only
+	// with AllowFaults.
+	Faults *faults.Set
+	// AllowFaults enables the /faults endpoints. If false (or Faults is
+	// nil), every /faults endpoint answers 403 telling the operator to start
+	// serve with --allow-faults, and no rule can be armed through the API.
+	AllowFaults bool
+	// Logger records each rule armed or removed through the API. If nil,
+	// nothing is logged.
+	Logger *zap.Logger
 }
 
 // NewMux returns the admin API's routes.
@@ -36,6 +50,7 @@ func NewMux(o Options) *http.ServeMux {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	o.faultsAPI().register(mux)
 	return mux
 }
 

@@ -27,8 +27,11 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		ErrWriter: stderr,
 		Commands: []*cli.Command{
 			serveCommand(stdout, stderr),
+			faultCommand(stdout),
 		},
 		HideHelpCommand: true,
+		// A --fault spec and an --attr KEY=VALUE hold commas of their own.
+		DisableSliceFlagSeparator: true,
 	}
 	return app.RunContext(ctx, args)
 }

@@ -24,7 +24,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "relay clients to the upstream server and record how each connection ends",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:3307", Usage: "address clients connect to"},
 			&cli.StringFlag{Name: "upstream", Value: "127.0.0.1:3306", Usage: "MariaDB/MySQL server address"},
 			&cli.StringFlag{Name: "events", Value: "-", Usage: "file that receives one JSON line per ended connection (appended); - for stdout"},
@@ -36,7 +36,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.IntFlag{Name: "log-queries-max", Value: 1024, Usage: "bytes of statement text kept with --log-queries"},
 			&cli.DurationFlag{Name: "dial-timeout", Value: 5 * time.Second, Usage: "how long to try connecting to the upstream"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "on SIGINT/SIGTERM, how long busy connections may finish before they are closed"},
-		},
+		}, faultFlags()...),
 		Action: func(cc *cli.Context) error {
 			return serve(cc, stdout, stderr)
 		},
@@ -77,6 +77,11 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 		}
 	}
 
+	faultSet, faultsOn, err := setUpFaults(cc, log)
+	if err != nil {
+		return err
+	}
+
 	var eventsOut io.Writer = stdout
 	if path := cc.String("events"); path != "-" {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
@@ -97,6 +102,9 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 	if cc.Bool("log-queries") {
 		p.QueryCapture = cc.Int("log-queries-max")
 	}
+	if faultsOn {
+		p.Faults = faultSet // nil otherwise: fault injection off in the relay
+	}
 
 	ln, err := net.Listen("tcp", cc.String("listen"))
 	if err != nil {
@@ -114,7 +122,12 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--admin: %w", err)
 		}
 		adminSrv = &http.Server{
-			Handler:           admin.NewMux(admin.Options{Active: p.Active}),
+			Handler: admin.NewMux(admin.Options{
+				Active:      p.Active,
+				Faults:      faultSet,
+				AllowFaults: faultsOn,
+				Logger:      log,
+			}),
 			ReadHeaderTimeout: 5 * time.Second,
 		}
 		go func() { adminErr <- adminSrv.Serve(aln) }()

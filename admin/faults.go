@@ -1,0 +1,231 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/abortscope/abortscope/faults"
+)
+
+// maxRuleBody bounds a POST /faults body: one rule is a few hundred bytes.
+const maxRuleBody = 64 << 10
+
+// apiError is an error the API answers with: its HTTP status and a JSON
+// body {"error": "...", "field": "..."}; field names the rule field at
+// fault, when there is one.
+type apiError struct {
+	Status  int    `json:"-"`
+	Message string `json:"error"`
+	Field   string `json:"field,omitempty"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+var errFaultsOff = &apiError{
+	Status: http.StatusForbidden,
+	Message: "fault injection is off: start abortscope serve with --allow-faults " +
+		"(or arm rules at start with --fault or --faults-file, which imply it)",
+}
+
+// faultsAPI serves /faults. It is built only by NewMux.
+type faultsAPI struct {
+	set     *faults.Set // nil when fault injection is off
+	log     *zap.Logger
+	maxBody int64
+}
+
+func (o Options) faultsAPI() *faultsAPI {
+	a := &faultsAPI{log: o.Logger, maxBody: maxRuleBody}
+	if o.AllowFaults {
+		a.set = o.Faults
+	}
+	if a.log == nil {
+		a.log = zap.NewNop()
+	}
+	return a
+}
+
+func (a *faultsAPI) register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /faults", a.handle(a.list))
+	mux.HandleFunc("POST /faults", a.handle(a.add))
+	mux.HandleFunc("DELETE /faults", a.handle(a.clear))
+	mux.HandleFunc("DELETE /faults/{id}", a.handle(a.remove))
+}
+
+// handle adapts an endpoint that returns an error: every endpoint answers
+// 403 while fault injection is off, and an *apiError becomes its status
+// and JSON body.
+func (a *faultsAPI) handle(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := errFaultsOff
+		if a.set != nil {
+			err = asAPIError(fn(w, r))
+		}
+		if err != nil {
+			writeJSON(w, err.Status, err)
+		}
+	}
+}
+
+func asAPIError(err error) *apiError {
+	if err == nil {
+		return nil
+	}
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return &apiError{Status: http.StatusInternalServerError, Message: err.Error()}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v) // a failed write means the client went away; nothing to tell it
+}
+
+// list answers the armed rules, oldest first, with their fired counts.
+func (a *faultsAPI) list(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, a.set.List())
+	return nil
+}
+
+// add arms one rule and answers it as armed, with its id.
+func (a *faultsAPI) add(w http.ResponseWriter, r *http.Request) error {
+	rule, err := DecodeRule(http.MaxBytesReader(w, r.Body, a.maxBody))
+	if err == nil {
+		rule, err = a.set.Add(rule)
+	}
+	var tooBig *http.MaxBytesError
+	var fe *faults.FieldError
+	switch {
+	case errors.As(err, &tooBig):
+		return &apiError{Status: http.StatusRequestEntityTooLarge,
+			Message: fmt.Sprintf("request body over %d bytes; send one rule per request", tooBig.Limit)}
+	case errors.As(err, &fe):
+		return &apiError{Status: http.StatusBadRequest, Message: fe.Error(), Field: fe.Field}
+	case err != nil:
+		return &apiError{Status: http.StatusBadRequest, Message: err.Error()}
+	}
+	a.log.Info("fault armed", zap.String("id", rule.ID), zap.String("name", rule.Name),
+		zap.String("action", string(rule.Action)), zap.String("remote", r.RemoteAddr))
+	w.Header().Set("Location", "/faults/"+rule.ID)
+	writeJSON(w, http.StatusCreated, rule)
+	return nil
+}
+
+// remove disarms one rule.
+func (a *faultsAPI) remove(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if !a.set.Remove(id) {
+		return &apiError{Status: http.StatusNotFound,
+			Message: fmt.Sprintf("no armed fault rule with id %q (GET /faults lists them; a rule past its ttl is gone)", id)}
+	}
+	a.log.Info("fault removed", zap.String("id", id), zap.String("remote", r.RemoteAddr))
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// clear disarms every rule.
+func (a *faultsAPI) clear(w http.ResponseWriter, r *http.Request) error {
+	n := a.set.Clear()
+	a.log.Info("faults cleared", zap.Int("removed", n), zap.String("remote", r.RemoteAddr))
+	writeJSON(w, http.StatusOK, map[string]int{"removed": n})
+	return nil
+}
+
+// DecodeRule reads one JSON rule, as POST /faults takes it, from r. Unknown
+// fields are refused. Errors about a field are *faults.FieldError naming it
+// (the JSON name), so the API and --faults-file can both say which field is
+// wrong. It does not validate the rule; faults.Set.Add does. The status
+// fields (id, fired, armed_at, expires_at) are cleared, so the output of GET
+// /faults can be fed back as a rules file.
+func DecodeRule(r io.Reader) (faults.Rule, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var rule faults.Rule
+	if err := dec.Decode(&rule); err != nil {
+		if errors.Is(err, io.EOF) {
+			return rule, errors.New("empty body: send one JSON rule, e.g. {\"action\":\"reset_server\",\"phase\":\"result\"}")
+		}
+		return rule, jsonFieldError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return rule, errors.New("more than one JSON value: send one rule (an object) per request")
+	}
+	rule.ID, rule.Fired, rule.ArmedAt, rule.ExpiresAt = "", 0, time.Time{}, nil
+	return rule, nil
+}
+
+// jsonFieldError turns an encoding/json error into a *faults.FieldError
+// naming the field where it can, and keeps the original error otherwise.
+func jsonFieldError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return fmt.Errorf("want a JSON object (one rule), got %s: %w", te.Value, err)
+		}
+		return &faults.FieldError{Field: te.Field, Msg: fmt.Sprintf("wrong type: got a JSON %s, want %s", te.Value, jsonKind(te))}
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("bad JSON: the body ends inside the rule: %w", err)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("bad JSON at byte %d: %w", se.Offset, err)
+	}
+	// DisallowUnknownFields reports an unknown field with a plain error
+	// (errors.New in encoding/json's decoder), so its text is the only
+	// place the field's name is: the one error we read by its text.
+	if rest, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if name, uerr := strconv.Unquote(rest); uerr == nil {
+			return &faults.FieldError{Field: name, Msg: "unknown field; known: " + strings.Join(RuleFields(), ", ")}
+		}
+	}
+	return err
+}
+
+// RuleFields lists the JSON names of the fields a rule is written with,
+// in faults.Rule's order, leaving out the status fields the Set fills in.
+func RuleFields() []string {
+	t := reflect.TypeFor[faults.Rule]()
+	var out []string
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		switch name {
+		case "", "-", "id", "fired", "armed_at", "expires_at":
+			continue
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
+// jsonKind says in JSON terms what the Go type behind a field takes.
+func jsonKind(te *json.UnmarshalTypeError) string {
+	switch s := te.Type.String(); {
+	case strings.HasPrefix(s, "int"), strings.HasPrefix(s, "uint"):
+		return "an integer (" + s + ")"
+	case strings.HasPrefix(s, "float"):
+		return "a number"
+	case s == "bool":
+		return "true or false"
+	case s == "string", s == "faults.Action":
+		return "a string"
+	case strings.HasPrefix(s, "map["):
+		return "an object of strings"
+	default:
+		return s
+	}
+}
