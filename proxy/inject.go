@@ -24,6 +24,10 @@ var (
 	anyDirActions = faults.NewActionSet(faults.Latency, faults.Bandwidth, faults.Blackhole,
 		faults.ResetServer, faults.CloseServer, faults.ResetClient, faults.CloseClient)
 	serverActions = anyDirActions | faults.NewActionSet(faults.StallServer, faults.StallClient)
+	// Once a rule has ended (or is ending) the connection, only these still
+	// fire on it: a stall without count would otherwise fire again on every
+	// chunk of the reply that follows it.
+	shapeActions = faults.NewActionSet(faults.Latency, faults.Bandwidth)
 )
 
 // pass feeds b to the tracker and writes it to dst. It returns false when
@@ -82,6 +86,7 @@ func (c *conn) passClient(srv net.Conn, b []byte) bool {
 	c.tr.Feed(protocol.ClientToServer, b)
 	v, snap := c.viewLocked()
 	whole := !c.tr.MidPacket(protocol.ClientToServer)
+	ended := c.fault != nil
 	c.mu.Unlock()
 
 	allowed := anyDirActions
@@ -102,6 +107,9 @@ func (c *conn) passClient(srv net.Conn, b []byte) bool {
 	if !before.QuitSent && snap.QuitSent && len(b) >= 5 && isQuit(b[len(b)-5:]) {
 		quitAt = len(b) - 5
 		allowed |= faults.NewActionSet(faults.DropQuit)
+	}
+	if ended {
+		allowed &= shapeActions
 	}
 	f := c.p.Faults.Check(allowed, &v)
 	if f == nil {
@@ -134,6 +142,7 @@ func (c *conn) passClient(srv net.Conn, b []byte) bool {
 			return false
 		}
 		if f.ThenClose {
+			c.record(ending{by: ByProxy, close: CloseFault})
 			halfClose(srv)
 		}
 		return true
@@ -143,6 +152,7 @@ func (c *conn) passClient(srv net.Conn, b []byte) bool {
 		if !c.write(protocol.ClientToServer, srv, b[:quitAt]) {
 			return false
 		}
+		c.record(ending{by: ByProxy, close: CloseFault})
 		halfClose(srv) // FIN without the COM_QUIT: MariaDB logs 1158
 		return true
 	}
@@ -160,8 +170,12 @@ func (c *conn) passServer(cli net.Conn, b []byte) bool {
 	c.mu.Lock()
 	c.tr.Feed(protocol.ServerToClient, b)
 	v, _ := c.viewLocked()
+	allowed := serverActions
+	if c.fault != nil {
+		allowed &= shapeActions
+	}
 	c.mu.Unlock()
-	f := c.p.Faults.Check(serverActions, &v)
+	f := c.p.Faults.Check(allowed, &v)
 	if f == nil {
 		return c.write(protocol.ServerToClient, cli, b)
 	}

@@ -1,0 +1,291 @@
+package e2e
+
+// The recipe table: one row per action that ends a connection. Each row
+// arms its rule for a fresh user, runs a real client into it, and checks
+// the client's error, the server's own log lines about the connection and
+// the event (verdict fault_injected, with expected_server_error equal to
+// what MariaDB logged).
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/abortscope/abortscope/faults"
+)
+
+// recipe is one row: a rule, a client that walks into it, and what the
+// server must log about the connection (regexps on its lines).
+type recipe struct {
+	name  string
+	rule  faults.Rule // Name and User are filled in per run
+	run   func(t *testing.T, r recipeRun) any
+	logs  []string
+	event faultWant
+}
+
+// recipeRun is what a row's client gets.
+type recipeRun struct {
+	p          *testProxy
+	user, pass string
+}
+
+const (
+	// Log lines, as the recipes expect them (see GROUND_TRUTH.md).
+	logWrite104 = `Could not write packet: .* errno: 104  vio_errno: 1160`
+	logWrite110 = `Could not write packet: .* errno: 110  vio_errno: 1160`
+	logWriteErr = `\[ERROR\] mariadbd: Got an error writing communication packets`
+	logReadEOF  = `Could not read packet: .* vio_errno: 1158  length: 0`
+	logReadRST  = `Could not read packet: .* errno: 104  vio_errno: 1158  length: -1`
+	abortRead   = `Aborted connection \d+ to db: 'mysql' user: '\w+' host: 'localhost' \(Got an error reading communication packets\)`
+	abortWrite  = `Aborted connection \d+ to db: 'mysql' user: '\w+' host: 'localhost' \(Got an error writing communication packets\)`
+	// bigResult matches bigQuery (1 GB), for rules that fire mid-result.
+	bigResult = `seq_1_to_1000000`
+)
+
+var recipes = []recipe{{
+	name:  "reset_server",
+	rule:  faults.Rule{Action: faults.ResetServer, Query: bigResult, AfterBytes: 65536},
+	run:   streamBroken,
+	logs:  []string{logWrite104, logWriteErr, abortWrite},
+	event: faultWant{"result", "proxy", "fault"},
+}, {
+	name: "stall_server",
+	rule: faults.Rule{Action: faults.StallServer, Query: bigResult, Phase: "result", DurationMS: 5000},
+	run: func(t *testing.T, r recipeRun) any {
+		c := sqlConn(t, r.p.Addr, r.user, r.pass)
+		if _, err := c.ExecContext(context.Background(), "SET SESSION net_write_timeout=2"); err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		n, err := stream(c, bigQuery)
+		took := time.Since(began)
+		if !errors.Is(err, mysql.ErrInvalidConn) || took < 2*time.Second || took > 20*time.Second {
+			t.Errorf("after %d rows, %v: %v; want invalid connection after the 5 s stall", n, took, err)
+		}
+		return err
+	},
+	logs:  []string{logWrite110, logWriteErr, abortWrite},
+	event: faultWant{"result", "server", "rst"},
+}, {
+	name: "close_server",
+	// The first command is the driver's ping; idle after its reply.
+	rule: faults.Rule{Action: faults.CloseServer, Phase: "idle", NthCommand: 1},
+	run: func(t *testing.T, r recipeRun) any {
+		c := sqlConn(t, r.p.Addr, r.user, r.pass)
+		eventOf(t, r.p, r.user) // the proxy has closed both sides
+		err := queryErr(c, "SELECT 1")
+		if !errors.Is(err, driver.ErrBadConn) && !errors.Is(err, mysql.ErrInvalidConn) {
+			t.Errorf("query on a connection closed while idle: %v; want bad or invalid connection", err)
+		}
+		return err
+	},
+	logs:  []string{logReadEOF, abortRead},
+	event: faultWant{"idle", "proxy", "fault"},
+}, {
+	name: "close_server_cli",
+	// The mariadb client sends nothing before the first statement.
+	rule:  faults.Rule{Action: faults.CloseServer, Phase: "idle", NthCommand: 1},
+	run:   cliFails("SELECT 1; SELECT 2", "ERROR 2013"),
+	logs:  []string{logReadEOF, abortRead},
+	event: faultWant{"idle", "proxy", "fault"},
+}, {
+	name:  "corrupt_seq",
+	rule:  faults.Rule{Action: faults.CorruptSeq, Query: `corrupt_seq`},
+	run:   serverERR("SELECT 'corrupt_seq'", 1156),
+	logs:  []string{`^\d+ \[ERROR\] mariadbd: Got packets out of order$`},
+	event: faultWant{"idle", "server", "err_packet"},
+}, {
+	name:  "corrupt_seq_cli",
+	rule:  faults.Rule{Action: faults.CorruptSeq, Query: `corrupt_seq`},
+	run:   cliFails("SELECT 'corrupt_seq'", `ERROR 1156 \(08S01\) at line 1: Got packets out of order`),
+	logs:  []string{`^\d+ \[ERROR\] mariadbd: Got packets out of order$`},
+	event: faultWant{"idle", "server", "err_packet"},
+}, {
+	name: "oversize",
+	rule: faults.Rule{Action: faults.Oversize, Query: `oversize`},
+	run:  serverERR("SELECT 'oversize'", 1153),
+	logs: []string{`\[ERROR\] mariadbd: Got a packet bigger than 'max_allowed_packet' bytes`,
+		`Aborted connection \d+ .*\(Got a packet bigger than 'max_allowed_packet' bytes\)`},
+	event: faultWant{"idle", "server", "err_packet"},
+}, {
+	name: "oversize_cli",
+	rule: faults.Rule{Action: faults.Oversize, Query: `oversize`},
+	run:  cliFails("SELECT 'oversize'", `ERROR 1153 \(08S01\) at line 1: Got a packet bigger than 'max_allowed_packet' bytes`),
+	logs: []string{`\[ERROR\] mariadbd: Got a packet bigger than 'max_allowed_packet' bytes`,
+		`Aborted connection \d+ .*\(Got a packet bigger than 'max_allowed_packet' bytes\)`},
+	event: faultWant{"idle", "server", "err_packet"},
+}, {
+	name:  "truncate_then_close",
+	rule:  faults.Rule{Action: faults.Truncate, Query: `truncate_then_close`, ThenClose: true},
+	run:   invalidConn("SELECT 'truncate_then_close', REPEAT('y', 100)", 0),
+	logs:  []string{logReadEOF, abortRead},
+	event: faultWant{"command", "proxy", "fault"},
+}, {
+	name:  "truncate_hold",
+	rule:  faults.Rule{Action: faults.Truncate, Query: `truncate_hold`},
+	run:   invalidConn("SELECT 'truncate_hold', REPEAT('y', 100)", time.Second),
+	logs:  []string{logReadEOF, abortRead},
+	event: faultWant{"command", "client", "fin"},
+}, {
+	name:  "reset_client",
+	rule:  faults.Rule{Action: faults.ResetClient, Query: bigResult, AfterBytes: 65536},
+	run:   streamBroken,
+	logs:  []string{logWrite104, logWriteErr, abortWrite},
+	event: faultWant{"result", "proxy", "fault"},
+}, {
+	name:  "reset_client_cli",
+	rule:  faults.Rule{Action: faults.ResetClient, Query: bigResult, AfterBytes: 65536},
+	run:   cliFails(bigQuery, "ERROR 2013"),
+	logs:  []string{logWrite104, logWriteErr, abortWrite},
+	event: faultWant{"result", "proxy", "fault"},
+}, {
+	name: "reset_client_idle_cli",
+	rule: faults.Rule{Action: faults.ResetClient, Phase: "idle", NthCommand: 1},
+	// A race, both seen: 2006 "Server has gone away" when the RST is in
+	// before the client writes SELECT 2, 2013 "Lost connection" when it
+	// arrives while the client waits for the reply.
+	run:   cliFails("SELECT 1; SELECT 2", "ERROR (2006|2013)"),
+	logs:  []string{logReadRST, abortRead},
+	event: faultWant{"idle", "proxy", "fault"},
+}, {
+	name:  "close_client",
+	rule:  faults.Rule{Action: faults.CloseClient, Query: `SLEEP`, Phase: "command"},
+	run:   invalidConn("SELECT SLEEP(1)", 0),
+	logs:  []string{logReadEOF, abortRead},
+	event: faultWant{"command", "proxy", "fault"},
+}, {
+	name:  "close_client_cli",
+	rule:  faults.Rule{Action: faults.CloseClient, Query: `SLEEP`, Phase: "command"},
+	run:   cliFails("SELECT SLEEP(1)", "ERROR 2013"),
+	logs:  []string{logReadEOF, abortRead},
+	event: faultWant{"command", "proxy", "fault"},
+}, {
+	name:  "stall_client",
+	rule:  faults.Rule{Action: faults.StallClient, Query: `stall_client`, DurationMS: 3000},
+	run:   invalidConn("SELECT 'stall_client'", time.Second),
+	logs:  []string{logReadEOF, abortRead},
+	event: faultWant{"idle", "client", "fin"},
+}, {
+	name:  "blackhole",
+	rule:  faults.Rule{Action: faults.Blackhole, Query: `blackhole`},
+	run:   blackholed,
+	logs:  []string{logReadEOF, abortRead},
+	event: faultWant{"command", "client", "fin"},
+}}
+
+func TestFaultRecipes(t *testing.T) {
+	t.Parallel()
+	for _, rc := range recipes {
+		t.Run(rc.name, func(t *testing.T) {
+			t.Parallel()
+			user, pass := newUser(t, "flt")
+			rule := rc.rule
+			rule.Name, rule.User = rc.name, user
+			p, set := faultProxy(t, rule)
+			off := db.LogOffset()
+			clientErr := rc.run(t, recipeRun{p: p, user: user, pass: pass})
+			ev := eventOf(t, p, user)
+			if ev.ServerConnID == 0 {
+				t.Fatalf("event without server_conn_id: %+v", ev)
+			}
+			lines := waitLines(t, off, ev.ServerConnID, rc.logs...)
+			report(t, lines, clientErr, ev)
+			mustLog(t, lines, rc.logs...)
+			checkFaultEvent(t, ev, rc.name, rc.rule.Action, loggedError(lines), rc.event)
+			if n := fired(t, set, rc.name); n != 1 {
+				t.Errorf("rule fired %d times, want 1", n)
+			}
+		})
+	}
+}
+
+// streamBroken streams bigQuery with go-sql-driver and expects the stream
+// to break after some rows.
+func streamBroken(t *testing.T, r recipeRun) any {
+	c := sqlConn(t, r.p.Addr, r.user, r.pass)
+	n, err := stream(c, bigQuery)
+	if n == 0 || !errors.Is(err, mysql.ErrInvalidConn) {
+		t.Errorf("streaming: %d rows, %v; want some rows, then invalid connection", n, err)
+	}
+	return err
+}
+
+// serverERR runs q and expects the server's ERR code.
+func serverERR(q string, code uint16) func(*testing.T, recipeRun) any {
+	return func(t *testing.T, r recipeRun) any {
+		c := sqlConn(t, r.p.Addr, r.user, r.pass)
+		began := time.Now()
+		err := queryErr(c, q)
+		var me *mysql.MySQLError
+		if !errors.As(err, &me) || me.Number != code {
+			t.Errorf("%s: %v; want MySQL error %d", q, err, code)
+		}
+		t.Logf("%s answered after %v", q, time.Since(began).Round(time.Millisecond))
+		return err
+	}
+}
+
+// invalidConn runs q (with go-sql-driver's readTimeout, if not zero) and
+// expects invalid connection.
+func invalidConn(q string, timeout time.Duration) func(*testing.T, recipeRun) any {
+	return func(t *testing.T, r recipeRun) any {
+		c := sqlConn(t, r.p.Addr, r.user, r.pass, readTimeout(timeout))
+		began := time.Now()
+		err := queryErr(c, q)
+		took := time.Since(began)
+		if !errors.Is(err, mysql.ErrInvalidConn) || took < timeout || took > timeout+10*time.Second {
+			t.Errorf("%s: %v after %v; want invalid connection after about %v", q, err, took, timeout)
+		}
+		return err
+	}
+}
+
+// cliFails runs q in the mariadb client and expects it to fail with the
+// given error, a regexp (e.g. "ERROR 2013": Lost connection to server
+// during query).
+func cliFails(q, wantErr string) func(*testing.T, recipeRun) any {
+	return func(t *testing.T, r recipeRun) any {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := mariadbCLI(t, ctx, r.p.Addr, r.user, r.pass, "-e", q)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run() // stdout: discarded
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || !regexp.MustCompile(wantErr).MatchString(stderr.String()) {
+			t.Errorf("mariadb -e %q: %v, stderr %q; want it to fail with %s", q, err, stderr.String(), wantErr)
+		}
+		return strings.TrimSpace(stderr.String())
+	}
+}
+
+// blackholed sends a query into a blackhole: the client (readTimeout 1 s)
+// times out, and meanwhile the server shows the connection idle: the query
+// never reached it.
+func blackholed(t *testing.T, r recipeRun) any {
+	c := sqlConn(t, r.p.Addr, r.user, r.pass, readTimeout(time.Second))
+	id := c.id(t)
+	done := make(chan error, 1)
+	go func() { done <- queryErr(c, "SELECT 'blackhole', SLEEP(5)") }()
+	time.Sleep(500 * time.Millisecond)
+	var command string
+	if err := db.DB().QueryRow("SELECT COMMAND FROM information_schema.PROCESSLIST WHERE ID = ?", id).Scan(&command); err != nil {
+		t.Fatal(err)
+	}
+	if command != "Sleep" {
+		t.Errorf("while the query is blackholed, the server shows connection %d as %q, want Sleep", id, command)
+	}
+	err := <-done
+	if !errors.Is(err, mysql.ErrInvalidConn) {
+		t.Errorf("blackholed query: %v, want invalid connection (read timeout)", err)
+	}
+	return err
+}
