@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/abortscope/abortscope/faults"
+	"github.com/abortscope/abortscope/proxy"
 )
 
 // Options configures the admin handler. The zero value serves /healthz only.
@@ -30,6 +31,11 @@ type Options struct {
 	// Logger records each rule armed or removed through the API. If nil,
 	// nothing is logged.
 	Logger *zap.Logger
+	// Metrics serves GET /metrics (Prometheus text). If nil, not served.
+	Metrics http.Handler
+	// Connections lists the live connections for GET /connections. If nil,
+	// not served.
+	Connections func() []proxy.ConnInfo
 }
 
 // NewMux returns the admin API's routes.
@@ -51,6 +57,14 @@ func NewMux(o Options) *http.ServeMux {
 		fmt.Fprintln(w, "ok")
 	})
 	o.faultsAPI().register(mux)
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", o.Metrics)
+	}
+	if o.Connections != nil {
+		mux.HandleFunc("GET /connections", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, o.Connections())
+		})
+	}
 	return mux
 }
 

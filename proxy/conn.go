@@ -48,6 +48,10 @@ type conn struct {
 	firedNames []string
 	attrs      map[string]string
 	attrsSeen  []protocol.Attr
+
+	clientAddr string
+	lastActive atomic.Int64 // unix nanoseconds of the last chunk relayed
+	procState
 }
 
 func newConn(p *Proxy, client net.Conn) *conn {
@@ -61,6 +65,9 @@ func newConn(p *Proxy, client net.Conn) *conn {
 		tr:      protocol.NewTracker(protocol.Config{QueryCapture: queryCapture(p)}),
 		stop:    make(chan struct{}),
 	}
+	c.clientAddr = client.RemoteAddr().String()
+	c.procDone = make(chan struct{})
+	c.resolveProcess()
 	if a, ok := client.RemoteAddr().(*net.TCPAddr); ok {
 		c.clientIP = a.IP
 	}
@@ -87,6 +94,7 @@ func (c *conn) record(e ending) bool {
 	c.mu.Lock()
 	e.phase = c.tr.Phase()
 	c.mu.Unlock()
+	e.idle = c.idle(c.p.now())
 	return c.end.CompareAndSwap(nil, &e)
 }
 
@@ -201,6 +209,14 @@ func (c *conn) finish() {
 	if e == nil {
 		e = &ending{by: ByProxy, close: CloseRST, err: errors.New("abortscope: connection ended without a recorded cause"), phase: snap.Phase}
 	}
+	// The process lookup started at accept; give it a moment to finish so
+	// the event can name the process even if it is gone by now.
+	wait := time.NewTimer(250 * time.Millisecond)
+	select {
+	case <-c.procDone:
+	case <-wait.C:
+	}
+	wait.Stop()
 	j := judge(*e, snap)
 	if fault != nil {
 		j = judgeFault(j, fault, faultPhase)
@@ -223,11 +239,12 @@ func (c *conn) event(e ending, j judgement, s protocol.Snapshot) *Event {
 		TS:                  now.UTC(),
 		ConnID:              c.id,
 		ServerConnID:        s.ServerConnID,
-		ClientAddr:          c.client.RemoteAddr().String(),
+		ClientAddr:          c.clientAddr,
+		IdleMS:              ms(e.idle),
 		Upstream:            c.p.Upstream,
 		User:                s.User,
 		DB:                  s.DB,
-		Attrs:               make(map[string]string, len(s.Attrs)),
+		Attrs:               attrMap(s.Attrs),
 		StartedAt:           c.started.UTC(),
 		DurationMS:          float64(now.Sub(c.started).Microseconds()) / 1000,
 		Phase:               e.phase.String(),
@@ -236,7 +253,7 @@ func (c *conn) event(e ending, j judgement, s protocol.Snapshot) *Event {
 		Verdict:             j.verdict,
 		ExpectedServerError: j.expected,
 		LastCommand:         s.LastCommand,
-		Query:               truncate(s.LastQuery, c.p.QueryCapture),
+		Query:               c.query(s.LastQuery),
 		Commands:            s.Commands,
 		BytesFromClient:     s.BytesFromClient,
 		BytesFromServer:     s.BytesFromServer,
@@ -247,9 +264,7 @@ func (c *conn) event(e ending, j judgement, s protocol.Snapshot) *Event {
 	if e.phase == protocol.PhaseResult {
 		ev.ResultBytes = s.ResultBytes
 	}
-	for _, a := range s.Attrs {
-		ev.Attrs[a.Key] = a.Value
-	}
+	ev.ClientPID, ev.ClientCmd = c.process()
 	if e.err != nil {
 		ev.Error = e.err.Error()
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/abortscope/abortscope/protocol"
 )
@@ -45,6 +46,8 @@ type ending struct {
 	onWrite bool
 	// phase is the tracker's phase when the signal arrived.
 	phase protocol.Phase
+	// idle is how long the connection had been without traffic then.
+	idle time.Duration
 }
 
 // closeKindOf classifies a socket error by its cause, never by its text.

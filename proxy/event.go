@@ -13,17 +13,24 @@ import (
 // connection in the events file. The field names are a contract documented
 // in the README; add fields, never rename them.
 type Event struct {
-	Event        string            `json:"event"` // always "connection_ended"
-	TS           time.Time         `json:"ts"`
-	ConnID       uint64            `json:"conn_id"`
-	ServerConnID uint32            `json:"server_conn_id"`
-	ClientAddr   string            `json:"client_addr"`
-	Upstream     string            `json:"upstream"`
-	User         string            `json:"user"`
-	DB           string            `json:"db"`
-	Attrs        map[string]string `json:"attrs"`
-	StartedAt    time.Time         `json:"started_at"`
-	DurationMS   float64           `json:"duration_ms"`
+	Event        string    `json:"event"` // always "connection_ended"
+	TS           time.Time `json:"ts"`
+	ConnID       uint64    `json:"conn_id"`
+	ServerConnID uint32    `json:"server_conn_id"`
+	ClientAddr   string    `json:"client_addr"`
+	// ClientPID and ClientCmd name the local process behind a loopback
+	// client (through /proc), when the proxy can see it.
+	ClientPID  int               `json:"client_pid,omitempty"`
+	ClientCmd  string            `json:"client_cmd,omitempty"`
+	Upstream   string            `json:"upstream"`
+	User       string            `json:"user"`
+	DB         string            `json:"db"`
+	Attrs      map[string]string `json:"attrs"`
+	StartedAt  time.Time         `json:"started_at"`
+	DurationMS float64           `json:"duration_ms"`
+	// IdleMS is how long the connection had been without traffic when it
+	// began to end: a connection idle past wait_timeout shows here.
+	IdleMS float64 `json:"idle_ms"`
 
 	Phase               string `json:"phase"`
 	EndedBy             string `json:"ended_by"`

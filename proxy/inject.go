@@ -33,6 +33,7 @@ var (
 // pass feeds b to the tracker and writes it to dst. It returns false when
 // the relay must stop.
 func (c *conn) pass(dir protocol.Direction, dst net.Conn, b []byte) bool {
+	c.touch()
 	if !c.faulted.Load() && !c.p.Faults.Armed() {
 		c.mu.Lock()
 		c.tr.Feed(dir, b)
@@ -335,6 +336,9 @@ func (c *conn) fired(f *faults.Fired, phase string) {
 		c.fault, c.faultPhase = f, phase
 	}
 	c.mu.Unlock()
+	if o, ok := c.p.Events.(FaultObserver); ok {
+		o.FaultFired(string(f.Action))
+	}
 	c.log.Info("fault fired", zap.String("fault", f.Name), zap.String("fault_id", f.ID),
 		zap.String("action", string(f.Action)), zap.String("phase", phase))
 }

@@ -44,6 +44,12 @@ type Proxy struct {
 	// Faults holds the armed fault rules. If nil, fault injection is off;
 	// with no rule armed it costs one atomic load per chunk relayed.
 	Faults *faults.Set
+	// ResolveProcess, if set, names the local process behind each client
+	// (client_pid, client_cmd). If nil, they stay empty.
+	ResolveProcess ProcessResolver
+	// Redact, if set, masks literals in statement text before it appears in
+	// events and views (--redact).
+	Redact func(string) string
 	// BufferSize is the relay buffer per direction. If zero, 32 KiB.
 	BufferSize int
 	// Now is the clock. If nil, time.Now.

@@ -22,14 +22,6 @@ var testAttrs = []protocol.Attr{
 	{Key: "program_name", Value: "billing-worker"},
 }
 
-func attrMap(attrs []protocol.Attr) map[string]string {
-	m := map[string]string{}
-	for _, a := range attrs {
-		m[a.Key] = a.Value
-	}
-	return m
-}
-
 func sameAttrs(got map[string]string, want []protocol.Attr) bool {
 	w := attrMap(want)
 	if len(got) != len(w) {

@@ -12,11 +12,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/abortscope/abortscope/admin"
+	"github.com/abortscope/abortscope/metrics"
 	"github.com/abortscope/abortscope/proxy"
 )
 
@@ -97,8 +100,13 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 		Upstream:    cc.String("upstream"),
 		DialTimeout: cc.Duration("dial-timeout"),
 		Logger:      log,
-		Events:      events,
 	}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, p)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	p.Events = proxy.Sinks{events, m}
 	if cc.Bool("log-queries") {
 		p.QueryCapture = cc.Int("log-queries-max")
 	}
@@ -127,6 +135,8 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 				Faults:      faultSet,
 				AllowFaults: faultsOn,
 				Logger:      log,
+				Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+				Connections: p.Connections,
 			}),
 			ReadHeaderTimeout: 5 * time.Second,
 		}

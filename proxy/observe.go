@@ -1,0 +1,75 @@
+package proxy
+
+import (
+	"net"
+	"sync"
+)
+
+// FaultObserver is an optional capability of an EventSink: it is told each
+// time a fault rule fires (latency and bandwidth rules fire on every chunk
+// they shape), for abortscope_faults_fired_total.
+type FaultObserver interface {
+	FaultFired(action string)
+}
+
+// Sinks fans events out to several sinks, in order.
+type Sinks []EventSink
+
+// Emit gives e to every sink.
+func (s Sinks) Emit(e *Event) {
+	for _, x := range s {
+		x.Emit(e)
+	}
+}
+
+// FaultFired tells every sink that observes faults.
+func (s Sinks) FaultFired(action string) {
+	for _, x := range s {
+		if o, ok := x.(FaultObserver); ok {
+			o.FaultFired(action)
+		}
+	}
+}
+
+var (
+	_ EventSink     = Sinks(nil)
+	_ FaultObserver = Sinks(nil)
+	_ EventSink     = (*JSONLines)(nil)
+)
+
+// ProcessResolver finds the local process behind a client connection (a
+// loopback client, through /proc). It is called once per connection, in a
+// goroutine of its own at accept, so a process that is killed later is
+// still named in its connection's event.
+type ProcessResolver func(client net.Conn) (pid int, cmd string, ok bool)
+
+// resolveProcess runs the resolver for c, if any.
+func (c *conn) resolveProcess() {
+	if c.p.ResolveProcess == nil {
+		close(c.procDone)
+		return
+	}
+	go func() {
+		defer close(c.procDone)
+		if pid, cmd, ok := c.p.ResolveProcess(c.client); ok {
+			c.procMu.Lock()
+			c.pid, c.cmd = pid, cmd
+			c.procMu.Unlock()
+		}
+	}()
+}
+
+// process returns what the resolver found so far.
+func (c *conn) process() (int, string) {
+	c.procMu.Lock()
+	defer c.procMu.Unlock()
+	return c.pid, c.cmd
+}
+
+// procState is the part of conn the resolver fills in.
+type procState struct {
+	procMu   sync.Mutex
+	pid      int
+	cmd      string
+	procDone chan struct{} // closed when the resolver finished
+}
