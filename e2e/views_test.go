@@ -1,0 +1,168 @@
+package e2e
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/abortscope/abortscope/admin"
+	"github.com/abortscope/abortscope/metrics"
+	"github.com/abortscope/abortscope/proxy"
+)
+
+// viewsProxy is a proxy with metrics and the admin API, as serve wires them.
+func viewsProxy(t *testing.T) (*testProxy, string) {
+	t.Helper()
+	var m *metrics.Metrics
+	reg := prometheus.NewRegistry()
+	tp := startProxy(t, func(p *proxy.Proxy) {
+		var err error
+		if m, err = metrics.New(reg, p); err != nil {
+			t.Fatal(err)
+		}
+		p.Events = proxy.Sinks{p.Events, m}
+		p.QueryCapture = 256
+	})
+	srv := httptest.NewServer(admin.NewMux(admin.Options{
+		Active:      tp.Active,
+		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Connections: tp.Connections,
+	}))
+	t.Cleanup(srv.Close)
+	return tp, srv.URL
+}
+
+// TestViewsConnectionsAndMetrics drives real clients through the proxy and
+// checks GET /connections while one is connected and GET /metrics after
+// the others ended: the counters must equal the events.
+func TestViewsConnectionsAndMetrics(t *testing.T) {
+	t.Parallel()
+	tp, url := viewsProxy(t)
+
+	// Two clean go-sql-driver connections, one that skips close.
+	for i := 0; i < 2; i++ {
+		pool, err := sql.Open("mysql", "root@tcp("+tp.Addr+")/mysql?connectionAttributes=program_name:views-clean")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pool.Exec("SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+		pool.Close()
+	}
+	leaky, err := client.Connect(tp.Addr, "root", "", "mysql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leaky.Execute("SELECT 2"); err != nil {
+		t.Fatal(err)
+	}
+	leaky.Conn.Conn.Close() // FIN without COM_QUIT
+
+	// One live, idle connection for /connections.
+	live, err := client.Connect(tp.Addr, "root", "", "mysql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	if _, err := live.Execute("SELECT 'live'"); err != nil {
+		t.Fatal(err)
+	}
+	tp.Events.Only(t, 3)
+	time.Sleep(150 * time.Millisecond)
+
+	var conns []proxy.ConnInfo
+	getJSON(t, url+"/connections", &conns)
+	if len(conns) != 1 {
+		t.Fatalf("/connections: %d connections, want 1: %+v", len(conns), conns)
+	}
+	c := conns[0]
+	if c.ServerConnID != live.GetConnectionID() || c.User != "root" || c.DB != "mysql" || c.Phase != "idle" ||
+		c.LastCommand != "COM_QUERY" || c.Query != "SELECT 'live'" || c.IdleMS < 100 || c.AgeMS < c.IdleMS ||
+		c.BytesFromClient == 0 || c.BytesFromServer == 0 {
+		t.Errorf("/connections entry: %+v", c)
+	}
+
+	body := getText(t, url+"/metrics")
+	events := tp.Events.All()
+	byVerdict := map[string]int{}
+	var fromClient, fromServer uint64
+	for _, e := range events {
+		byVerdict[e.Verdict]++
+		fromClient += e.BytesFromClient
+		fromServer += e.BytesFromServer
+	}
+	if byVerdict[proxy.VerdictClean] != 2 || byVerdict[proxy.VerdictClientNoQuit] != 1 {
+		t.Fatalf("events by verdict: %v", byVerdict)
+	}
+	for v, n := range byVerdict {
+		if got := metricValue(t, body, fmt.Sprintf(`abortscope_connections_ended_total{verdict=%q}`, v)); got != float64(n) {
+			t.Errorf("ended_total{verdict=%q} = %v, events say %d", v, got, n)
+		}
+	}
+	if got := metricValue(t, body, `abortscope_connection_duration_seconds_count`); got != float64(len(events)) {
+		t.Errorf("duration histogram count %v, want %d", got, len(events))
+	}
+	if got := metricValue(t, body, `abortscope_connections_active{phase="idle"}`); got != 1 {
+		t.Errorf("active{idle} = %v, want 1", got)
+	}
+	// Bytes: the ended connections' plus the live one's.
+	if got := metricValue(t, body, `abortscope_bytes_total{direction="client_to_server"}`); got != float64(fromClient+c.BytesFromClient) {
+		t.Errorf("bytes_total client_to_server = %v, want %d", got, fromClient+c.BytesFromClient)
+	}
+	if got := metricValue(t, body, `abortscope_bytes_total{direction="server_to_client"}`); got != float64(fromServer+c.BytesFromServer) {
+		t.Errorf("bytes_total server_to_client = %v, want %d", got, fromServer+c.BytesFromServer)
+	}
+	if !strings.Contains(body, "go_goroutines ") {
+		t.Error("/metrics has no Go runtime metrics")
+	}
+}
+
+func getText(t testing.TB, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	return string(b)
+}
+
+func getJSON(t testing.TB, url string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(getText(t, url)), v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+// metricValue finds the sample named exactly series (name plus labels as
+// Prometheus prints them) in a text exposition.
+func metricValue(t testing.TB, body, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("no sample %s in /metrics", series)
+	return 0
+}
