@@ -1,5 +1,6 @@
-// Package admin serves abortscope's HTTP API: /healthz, and /faults to arm
-// and disarm fault rules at run time.
+// Package admin serves abortscope's HTTP API: /healthz, /faults to arm
+// and disarm fault rules at run time, and the live views /connections,
+// /clients and /metrics.
 package admin
 
 import (
@@ -11,6 +12,7 @@ import (
 
 	"github.com/abortscope/abortscope/faults"
 	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/report"
 )
 
 // Options configures the admin handler. The zero value serves /healthz only.
@@ -36,6 +38,9 @@ type Options struct {
 	// Connections lists the live connections for GET /connections. If nil,
 	// not served.
 	Connections func() []proxy.ConnInfo
+	// Clients returns the per-client summaries for GET /clients (a
+	// report.Aggregator's Summaries). If nil, not served.
+	Clients func() []report.Summary
 }
 
 // NewMux returns the admin API's routes.
@@ -65,6 +70,7 @@ func NewMux(o Options) *http.ServeMux {
 			writeJSON(w, http.StatusOK, o.Connections())
 		})
 	}
+	o.registerClients(mux)
 	return mux
 }
 

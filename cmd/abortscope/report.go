@@ -1,0 +1,112 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/report"
+)
+
+// reportCommand is `abortscope report`: the clients ranked by the
+// connections they abort, from an events file or a running serve.
+func reportCommand(stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  "report",
+		Usage: "rank clients (user@host, program, process) by the connections they abort without mysql_close()",
+		Description: "Reads the events serve wrote (--events), or asks a running serve (--admin, GET /clients),\n" +
+			"and prints one row per client: connections, share of clean closes, aborts by kind and the last abort.\n" +
+			"Aborts are client_no_quit (FIN while idle), client_reset (RST while idle) and client_abort_in_flight.",
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "events", Usage: "events `FILE` written by serve; - for stdin; repeat for rotated files"},
+			&cli.StringFlag{Name: "admin", Usage: "`URL` of a running serve's admin API: report its live /clients instead of a file"},
+			&cli.DurationFlag{Name: "since", Usage: "only connections that ended in the last `DURATION` (e.g. 24h); with --events"},
+			&cli.StringFlag{Name: "format", Value: "table", Usage: "table, json or csv"},
+			&cli.IntFlag{Name: "top", Usage: "print only the first `N` clients; 0 for all"},
+		},
+		Action: func(cc *cli.Context) error {
+			return runReport(cc, stdout, stderr)
+		},
+	}
+}
+
+func runReport(cc *cli.Context, stdout, stderr io.Writer) error {
+	files, adminURL := cc.StringSlice("events"), cc.String("admin")
+	format := cc.String("format")
+	switch {
+	case len(files) == 0 && adminURL == "":
+		return errors.New("report: give --events FILE or --admin URL")
+	case len(files) > 0 && adminURL != "":
+		return errors.New("report: give --events or --admin, not both")
+	case adminURL != "" && cc.IsSet("since"):
+		return errors.New("report: --since works with --events; /clients counts every connection since serve started")
+	case cc.Duration("since") < 0:
+		return fmt.Errorf("report: --since %s: want a positive duration", cc.Duration("since"))
+	case cc.Int("top") < 0:
+		return fmt.Errorf("report: --top %d: want 0 (all) or more", cc.Int("top"))
+	case format != "table" && format != "json" && format != "csv":
+		return fmt.Errorf("report: --format must be table, json or csv, not %q", format)
+	}
+
+	var sums []report.Summary
+	if adminURL != "" {
+		c, err := newAdminClient(adminURL)
+		if err != nil {
+			return err
+		}
+		if err := c.call(cc.Context, http.MethodGet, "/clients", nil, http.StatusOK, &sums); err != nil {
+			return err
+		}
+		report.Rank(sums)
+	} else {
+		agg := &report.Aggregator{}
+		if d := cc.Duration("since"); d > 0 {
+			agg.Since = time.Now().Add(-d)
+		}
+		for _, name := range files {
+			if err := readEventsFile(cc, name, agg.Add, stderr); err != nil {
+				return err
+			}
+		}
+		sums = agg.Summaries()
+	}
+	if top := cc.Int("top"); top > 0 && top < len(sums) {
+		sums = sums[:top]
+	}
+	switch format {
+	case "json":
+		return report.WriteJSON(stdout, sums)
+	case "csv":
+		return report.WriteCSV(stdout, sums)
+	}
+	return report.WriteTable(stdout, sums)
+}
+
+// readEventsFile streams the events of file name ("-": stdin) to fn. Lines
+// that are not events are skipped and counted on stderr.
+func readEventsFile(cc *cli.Context, name string, fn func(*proxy.Event), stderr io.Writer) error {
+	var r io.Reader = cc.App.Reader
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return fmt.Errorf("--events: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	st, err := report.ReadEvents(r, fn)
+	if err != nil {
+		return fmt.Errorf("--events %s: %w", name, err)
+	}
+	if st.Bad > 0 {
+		fmt.Fprintf(stderr, "abortscope %s: %s: skipped %d of %d lines that are not events (first: %s)\n",
+			cc.Command.Name, name, st.Bad, st.Lines, st.FirstBad)
+	}
+	return nil
+}
