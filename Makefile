@@ -31,12 +31,13 @@ test: deps vet unit e2e
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./protocol/... ./proxy/...
 
-# fuzz runs every fuzz target of the protocol package for FUZZTIME each.
+# fuzz runs every fuzz target of the decoder packages for FUZZTIME each.
 FUZZTIME ?= 20s
+FUZZPKGS ?= ./protocol ./proxyproto ./internal/procnet ./internal/redact
 fuzz:
-	@for f in $$($(GO) test -list '^Fuzz' ./protocol | grep ^Fuzz); do \
-		echo "== $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./protocol || exit 1; \
-	done
+	@for p in $(FUZZPKGS); do for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
+		echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+	done; done
 
 clean:
 	rm -rf bin

@@ -49,6 +49,9 @@ type conn struct {
 	attrs      map[string]string
 	attrsSeen  []protocol.Attr
 
+	// clientAddr and clientIP name the client: the socket's peer, or the
+	// source of an accepted PROXY header, which serve sets under mu before
+	// the dial; other goroutines read them under mu.
 	clientAddr string
 	lastActive atomic.Int64 // unix nanoseconds of the last chunk relayed
 	procState
@@ -108,6 +111,10 @@ func (c *conn) serve() {
 		}
 	}()
 
+	accepted, ok := c.acceptHeader() // PROXY header from a balancer in front
+	if !ok {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.p.dialTimeout())
 	c.mu.Lock()
 	c.cancelDial = cancel
@@ -125,6 +132,9 @@ func (c *conn) serve() {
 	c.server = server
 	c.mu.Unlock()
 	if c.end.Load() != nil { // aborted while dialing
+		return
+	}
+	if !c.sendHeader(server, accepted) { // PROXY header toward MariaDB
 		return
 	}
 

@@ -51,12 +51,13 @@ func (c *conn) info(now time.Time) ConnInfo {
 	c.mu.Lock()
 	s := c.tr.Snapshot()
 	fired := append([]string(nil), c.firedNames...)
+	addr := c.clientAddr // a PROXY header may change it
 	c.mu.Unlock()
 	pid, cmd := c.process()
 	ci := ConnInfo{
 		ConnID:          c.id,
 		ServerConnID:    s.ServerConnID,
-		ClientAddr:      c.clientAddr,
+		ClientAddr:      addr,
 		ClientPID:       pid,
 		ClientCmd:       cmd,
 		User:            s.User,

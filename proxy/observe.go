@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"net"
+	"strconv"
 	"sync"
+
+	"go.uber.org/zap"
 )
 
 // FaultObserver is an optional capability of an EventSink: it is told each
@@ -40,8 +43,12 @@ var (
 // ProcessResolver finds the local process behind a client connection (a
 // loopback client, through /proc). It is called once per connection, in a
 // goroutine of its own at accept, so a process that is killed later is
-// still named in its connection's event.
-type ProcessResolver func(client net.Conn) (pid int, cmd string, ok bool)
+// still named in its connection's event. hint returns the pid the client
+// declared in its _pid connection attribute, 0 until its handshake response
+// has arrived; a resolver may poll it while it searches, and must check it
+// (the attribute is the client's word, and names a pid in the client's pid
+// namespace).
+type ProcessResolver func(client net.Conn, hint func() int) (pid int, cmd string, ok bool)
 
 // resolveProcess runs the resolver for c, if any.
 func (c *conn) resolveProcess() {
@@ -49,14 +56,35 @@ func (c *conn) resolveProcess() {
 		close(c.procDone)
 		return
 	}
+	log := c.log // serve may replace c.log after a PROXY header
 	go func() {
 		defer close(c.procDone)
-		if pid, cmd, ok := c.p.ResolveProcess(c.client); ok {
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error("process lookup panicked", zap.Any("panic", r), zap.Stack("stack"))
+			}
+		}()
+		if pid, cmd, ok := c.p.ResolveProcess(c.client, c.pidHint); ok {
 			c.procMu.Lock()
 			c.pid, c.cmd = pid, cmd
 			c.procMu.Unlock()
 		}
 	}()
+}
+
+// pidHint is the client's _pid connection attribute, or 0.
+func (c *conn) pidHint() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, _, _, attrs := c.tr.Identity()
+	for _, a := range attrs {
+		if a.Key == "_pid" {
+			if pid, err := strconv.Atoi(a.Value); err == nil && pid > 0 {
+				return pid
+			}
+		}
+	}
+	return 0
 }
 
 // process returns what the resolver found so far.

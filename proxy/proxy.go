@@ -50,6 +50,18 @@ type Proxy struct {
 	// Redact, if set, masks literals in statement text before it appears in
 	// events and views (--redact).
 	Redact func(string) string
+	// UpstreamProxyProtocol, "v1" or "v2", makes the proxy open every
+	// upstream connection with a PROXY protocol header naming the client
+	// and the proxy address it connected to (proxyheader.go). If empty, no
+	// header is sent.
+	UpstreamProxyProtocol string
+	// AcceptProxyProtocol lists the networks whose peers must open with a
+	// PROXY protocol header (a load balancer in front); its source is then
+	// the client. A header from any other peer is refused. If empty, no
+	// header is accepted.
+	AcceptProxyProtocol []*net.IPNet
+	// ProxyHeaderTimeout bounds reading that header. If zero, 5 s.
+	ProxyHeaderTimeout time.Duration
 	// BufferSize is the relay buffer per direction. If zero, 32 KiB.
 	BufferSize int
 	// Now is the clock. If nil, time.Now.
@@ -107,6 +119,9 @@ func (p *Proxy) bufferSize() int {
 func (p *Proxy) Serve(ln net.Listener) error {
 	if p.Upstream == "" {
 		return errors.New("abortscope: proxy has no upstream address")
+	}
+	if err := p.checkProxyProtocol(); err != nil {
+		return err
 	}
 	if !p.track(ln) {
 		ln.Close()

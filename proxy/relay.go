@@ -93,6 +93,9 @@ func (c *conn) relayFirst(dir protocol.Direction, src, dst net.Conn, buf *[]byte
 		c.readFailed(dir, err)
 		return false
 	}
+	if dir == protocol.ClientToServer && c.refuseHeader(b[:4]) {
+		return false // a PROXY header where the handshake response belongs
+	}
 	n := int(b[0]) | int(b[1])<<8 | int(b[2])<<16
 	if n+4 > len(b) && n+4 <= maxFirstPacket {
 		nb := make([]byte, n+4)

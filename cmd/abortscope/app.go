@@ -28,6 +28,8 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Commands: []*cli.Command{
 			serveCommand(stdout, stderr),
 			faultCommand(stdout),
+			reportCommand(stdout, stderr),
+			correlateCommand(stdout, stderr),
 		},
 		HideHelpCommand: true,
 		// A --fault spec and an --attr KEY=VALUE hold commas of their own.

@@ -19,8 +19,11 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/abortscope/abortscope/admin"
+	"github.com/abortscope/abortscope/internal/procnet"
+	"github.com/abortscope/abortscope/internal/redact"
 	"github.com/abortscope/abortscope/metrics"
 	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/report"
 )
 
 func serveCommand(stdout, stderr io.Writer) *cli.Command {
@@ -37,9 +40,11 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.BoolFlag{Name: "admin-allow-remote", Usage: "allow a non-loopback --admin address"},
 			&cli.BoolFlag{Name: "log-queries", Usage: "put the last statement's text (truncated) in each event"},
 			&cli.IntFlag{Name: "log-queries-max", Value: 1024, Usage: "bytes of statement text kept with --log-queries"},
+			&cli.BoolFlag{Name: "redact", Usage: "mask the literals (strings, numbers) of statement text in events and views with ?"},
+			&cli.BoolFlag{Name: "resolve-clients", Value: true, Usage: "name the local process behind each loopback client (client_pid, client_cmd) through /proc"},
 			&cli.DurationFlag{Name: "dial-timeout", Value: 5 * time.Second, Usage: "how long to try connecting to the upstream"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "on SIGINT/SIGTERM, how long busy connections may finish before they are closed"},
-		}, faultFlags()...),
+		}, append(faultFlags(), proxyProtocolFlags()...)...),
 		Action: func(cc *cli.Context) error {
 			return serve(cc, stdout, stderr)
 		},
@@ -101,14 +106,24 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 		DialTimeout: cc.Duration("dial-timeout"),
 		Logger:      log,
 	}
+	if err := setUpProxyProtocol(cc, p, log); err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg, p)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	p.Events = proxy.Sinks{events, m}
+	clients := &report.Aggregator{} // GET /clients
+	p.Events = proxy.Sinks{events, m, clients}
 	if cc.Bool("log-queries") {
 		p.QueryCapture = cc.Int("log-queries-max")
+	}
+	if cc.Bool("redact") {
+		p.Redact = redact.Literals
+	}
+	if cc.Bool("resolve-clients") {
+		p.ResolveProcess = (&procnet.Resolver{}).Resolve // finds nothing for non-loopback clients
 	}
 	if faultsOn {
 		p.Faults = faultSet // nil otherwise: fault injection off in the relay
@@ -137,6 +152,7 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 				Logger:      log,
 				Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 				Connections: p.Connections,
+				Clients:     clients.Summaries,
 			}),
 			ReadHeaderTimeout: 5 * time.Second,
 		}
