@@ -13,6 +13,7 @@ const (
 	VerdictServerClosed        = "server_closed"
 	VerdictServerError         = "server_error"
 	VerdictServerReset         = "server_reset"
+	VerdictServerIdleTimeout   = "server_idle_timeout"
 	VerdictUpstreamUnreachable = "upstream_unreachable"
 	VerdictProxyShutdown       = "proxy_shutdown"
 	VerdictFaultInjected       = "fault_injected"
@@ -20,8 +21,9 @@ const (
 
 // MariaDB error numbers the verdicts speak of.
 const (
-	ErNetReadError  = 1158 // ER_NET_READ_ERROR "Got an error reading communication packets"
-	ErNetErrorWrite = 1160 // ER_NET_ERROR_ON_WRITE "Got an error writing communication packets"
+	ErNetReadError   = 1158 // ER_NET_READ_ERROR "Got an error reading communication packets"
+	ErNetErrorWrite  = 1160 // ER_NET_ERROR_ON_WRITE "Got an error writing communication packets"
+	ErNetReadTimeout = 1159 // ER_NET_READ_INTERRUPTED "Got timeout reading communication packets"
 )
 
 // fatalServerErrors are ERR codes after which the server closes the
@@ -88,6 +90,11 @@ func judge(e ending, s protocol.Snapshot) judgement {
 	case s.AuthFailed:
 		j.verdict, j.by, j.close = VerdictAuthFailed, ByServer, CloseERRPacket
 		return j
+	case serverErr && s.LastErr.Code == 4031:
+		// MySQL 8.0.24+ says ER_CLIENT_INTERACTION_TIMEOUT before it closes
+		// a connection idle past wait_timeout.
+		j.verdict, j.by, j.close, j.expected = VerdictServerIdleTimeout, ByServer, CloseERRPacket, ErNetReadTimeout
+		return j
 	case serverErr:
 		j.verdict, j.by, j.close = VerdictServerError, ByServer, CloseERRPacket
 		return j
@@ -100,9 +107,14 @@ func judge(e ending, s protocol.Snapshot) judgement {
 			j.verdict, j.by, j.close = VerdictClean, ByClient, CloseQuit
 			return j
 		}
-		switch e.close {
-		case CloseFIN:
+		switch {
+		case e.close == CloseFIN:
 			j.verdict = VerdictServerClosed
+		case e.close == CloseRST && e.phase == protocol.PhaseIdle && s.Authenticated:
+			// MariaDB ends a connection idle past wait_timeout (or
+			// interactive_timeout) with SO_LINGER 0: a reset while idle.
+			// KILL and shutdown close with FIN (e2e/GROUND_TRUTH.md).
+			j.verdict, j.expected = VerdictServerIdleTimeout, ErNetReadTimeout
 		default:
 			j.verdict = VerdictServerReset
 		}

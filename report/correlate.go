@@ -141,10 +141,10 @@ func (c *Correlator) Matches() ([]Match, Totals) {
 }
 
 // expectedFor is the expected_server_error a connection logged with err
-// carries: timeouts (1159, 1161) are the server's own decision, which the
-// proxy records as server_reset with 0.
+// carries: an idle timeout (1159) is the verdict server_idle_timeout with
+// 1159; a write timeout (1161) is the server's own decision, recorded with 0.
 func expectedFor(err int) int {
-	if err == 1159 || err == 1161 {
+	if err == 1161 {
 		return 0
 	}
 	return err

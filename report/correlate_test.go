@@ -45,7 +45,7 @@ func correlateSample(t *testing.T) ([]Match, Totals) {
 		ev("cron", "10.0.0.9:40002", "", 0, 6, proxy.VerdictClientNoQuit, expecting(1158)),
 		ev("app", "10.0.0.5:40003", "", 1, 8, proxy.VerdictClientNoQuit, expecting(1158)),
 		ev("app", "10.0.0.5:40004", "", 2, 10, proxy.VerdictServerClosed),
-		ev("app", "10.0.0.5:40005", "", 40, 11, proxy.VerdictServerReset),
+		ev("app", "10.0.0.5:40005", "", 40, 11, proxy.VerdictServerIdleTimeout, expecting(1159)),
 		ev("app", "10.0.0.5:40006", "", 2*3600, 13, proxy.VerdictClientNoQuit, expecting(1158)),
 		ev("app", "10.0.0.5:40007", "", 5, 0, proxy.VerdictUpstreamUnreachable),
 	} {
@@ -70,7 +70,7 @@ func TestCorrelate(t *testing.T) {
 		{"app", proxy.VerdictClientNoQuit, false, "the server logged 1160, the proxy expected 1158"},
 		{"app", proxy.VerdictServerClosed, true, "logged by connection 9 (the one that ran KILL)"},
 		{"app", proxy.VerdictServerClosed, false, "the server closed this connection itself (KILL or shutdown), then failed to write to it"},
-		{"app", proxy.VerdictServerReset, true, ""}, // a timeout is the server's own: 0
+		{"app", proxy.VerdictServerIdleTimeout, true, ""}, // wait_timeout: 1159 both ways
 		{"", "", false, NoEvent},
 		{"", "", false, NoEvent + " (an event of server connection 13 is 1h59m47s from this line: taken for another connection, ids restart with the server)"},
 	} {
@@ -137,7 +137,7 @@ func TestWriteMatchesTable(t *testing.T) {
 		"LINE  TIME                 CONN  LOGGED                    CLIENT                  PROGRAM          PROCESS             VERDICT                 EXPECTED  AGREE  NOTE",
 		"1     2026-11-25 12:16:30  6     write error 1160          billing@10.0.0.5:40001  billing-report   billing (pid 4242)  client_abort_in_flight  1160      yes",
 		"2     2026-11-25 15:16:30  6     aborted: error reading    cron@10.0.0.9:40002     Go-MySQL-Driver  -                   client_no_quit          1158      yes",
-		"6     2026-11-25 15:16:40  11    aborted: timeout reading  app@10.0.0.5:40005      Go-MySQL-Driver  -                   server_reset            0         yes",
+		"6     2026-11-25 15:16:40  11    aborted: timeout reading  app@10.0.0.5:40005      Go-MySQL-Driver  -                   server_idle_timeout     1159      yes",
 		"7     2026-11-25 15:16:41  12    aborted: error reading    -                       -                -                   -                       -         -      " + NoEvent,
 		"8 log lines: 6 matched, 2 unmatched (no event), 2 disagreeing",
 	} {
