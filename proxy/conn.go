@@ -236,6 +236,9 @@ func (c *conn) finish() {
 	if fault != nil && j.verdict == VerdictFaultInjected {
 		ev.Fault, ev.FaultID, ev.Action = fault.Name, fault.ID, string(fault.Action)
 	}
+	if c.p.Annotate != nil {
+		c.p.Annotate(ev)
+	}
 	if c.p.Events != nil {
 		c.p.Events.Emit(ev)
 	}

@@ -61,6 +61,12 @@ type Event struct {
 	Action      string   `json:"action,omitempty"`
 	FaultsFired []string `json:"faults_fired,omitempty"`
 
+	// Cause is a stable short code for why the connection ended, and
+	// Advice what to change, in the client library's terms when it is known
+	// (filled in by Proxy.Annotate; see the explain package).
+	Cause  string `json:"cause,omitempty"`
+	Advice string `json:"advice,omitempty"`
+
 	ServerVersion string `json:"server_version,omitempty"`
 	TLSRequested  bool   `json:"tls_requested,omitempty"`
 	// Desyncs counts packets the tracker could not fit in the protocol

@@ -47,6 +47,10 @@ type Proxy struct {
 	// ResolveProcess, if set, names the local process behind each client
 	// (client_pid, client_cmd). If nil, they stay empty.
 	ResolveProcess ProcessResolver
+	// Annotate, if set, is called with each event before it is emitted, to
+	// add what the proxy package does not compute itself (the cause and
+	// advice of the explain package). It must not retain the event.
+	Annotate func(*Event)
 	// Redact, if set, masks literals in statement text before it appears in
 	// events and views (--redact).
 	Redact func(string) string
