@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -72,6 +73,40 @@ func NewMux(o Options) *http.ServeMux {
 	}
 	o.registerClients(mux)
 	return mux
+}
+
+// Handler is NewMux behind a check of the Host header: unless
+// allowRemote, a request must name a loopback address or localhost. The
+// listener is on loopback already; this stops DNS rebinding, where a web
+// page the operator has open gets its own host name resolved to 127.0.0.1
+// and reads /connections and /clients as "same origin".
+func Handler(o Options, allowRemote bool) http.Handler {
+	mux := NewMux(o)
+	if allowRemote {
+		return mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopbackHost(r.Host) {
+			writeJSON(w, http.StatusForbidden, map[string]string{
+				"error": "the admin API answers only requests addressed to a loopback host (127.0.0.1, [::1], localhost); start serve with --admin-allow-remote to change that",
+			})
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // CheckLoopback returns an error unless addr's host is a loopback address

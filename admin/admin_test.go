@@ -113,3 +113,29 @@ func TestCheckLoopback(t *testing.T) {
 		})
 	}
 }
+
+func TestHandlerRefusesForeignHost(t *testing.T) {
+	h := Handler(Options{}, false)
+	for host, want := range map[string]int{
+		"127.0.0.1:9307":        http.StatusOK,
+		"localhost:9307":        http.StatusOK,
+		"[::1]:9307":            http.StatusOK,
+		"attacker.example:9307": http.StatusForbidden,
+		"10.0.0.5:9307":         http.StatusForbidden,
+	} {
+		r := httptest.NewRequest("GET", "/healthz", nil)
+		r.Host = host
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != want {
+			t.Errorf("Host %s: %d, want %d", host, w.Code, want)
+		}
+	}
+	r := httptest.NewRequest("GET", "/healthz", nil)
+	r.Host = "attacker.example"
+	w := httptest.NewRecorder()
+	Handler(Options{}, true).ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		t.Errorf("with allowRemote: %d", w.Code)
+	}
+}

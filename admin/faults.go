@@ -36,15 +36,26 @@ var errFaultsOff = &apiError{
 		"(or arm rules at start with --fault or --faults-file, which imply it)",
 }
 
+var errCrossOrigin = &apiError{
+	Status:  http.StatusForbidden,
+	Message: "cross-origin request refused: a web page may not arm or remove fault rules",
+}
+
 // faultsAPI serves /faults. It is built only by NewMux.
 type faultsAPI struct {
 	set     *faults.Set // nil when fault injection is off
 	log     *zap.Logger
 	maxBody int64
+	// csrf refuses POST and DELETE from a browser on behalf of another
+	// origin: a loopback address does not keep out a page the operator
+	// has open, which can send a no-cors POST (any Content-Type) to
+	// 127.0.0.1. curl and the fault CLI send neither Origin nor
+	// Sec-Fetch-Site and pass.
+	csrf *http.CrossOriginProtection
 }
 
 func (o Options) faultsAPI() *faultsAPI {
-	a := &faultsAPI{log: o.Logger, maxBody: maxRuleBody}
+	a := &faultsAPI{log: o.Logger, maxBody: maxRuleBody, csrf: http.NewCrossOriginProtection()}
 	if o.AllowFaults {
 		a.set = o.Faults
 	}
@@ -67,7 +78,11 @@ func (a *faultsAPI) register(mux *http.ServeMux) {
 func (a *faultsAPI) handle(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		err := errFaultsOff
-		if a.set != nil {
+		switch {
+		case a.set == nil:
+		case a.csrf.Check(r) != nil:
+			err = errCrossOrigin
+		default:
 			err = asAPIError(fn(w, r))
 		}
 		if err != nil {

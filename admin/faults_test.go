@@ -236,3 +236,40 @@ func TestRuleFields(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultsCrossOrigin: a browser page of another origin cannot arm or
+// remove rules on the loopback admin API; curl-like requests still can.
+func TestFaultsCrossOrigin(t *testing.T) {
+	set := faults.NewSet(1, nil)
+	if _, err := set.Add(faults.Rule{Action: faults.DropQuit}); err != nil {
+		t.Fatal(err)
+	}
+	h := faultsMux(set)
+	for _, hdr := range []map[string]string{
+		{"Sec-Fetch-Site": "cross-site"},
+		{"Origin": "http://evil.example"},
+	} {
+		for _, req := range [][3]string{
+			{http.MethodPost, "/faults", `{"action":"reset_server"}`},
+			{http.MethodDelete, "/faults", ""},
+			{http.MethodDelete, "/faults/f1", ""},
+		} {
+			r := httptest.NewRequest(req[0], "http://127.0.0.1:9307"+req[1], strings.NewReader(req[2]))
+			r.Header.Set("Content-Type", "text/plain") // a no-cors form post
+			for k, v := range hdr {
+				r.Header.Set(k, v)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code != http.StatusForbidden {
+				t.Errorf("%v %s %s: status %d, want 403", hdr, req[0], req[1], rec.Code)
+			}
+		}
+	}
+	if n := len(set.List()); n != 1 {
+		t.Fatalf("after cross-origin requests %d rules armed, want the 1 armed before", n)
+	}
+	if code, body, _ := do(t, h, http.MethodPost, "/faults", `{"action":"reset_server"}`); code != http.StatusCreated {
+		t.Fatalf("POST without browser headers: %d %s, want 201", code, body)
+	}
+}

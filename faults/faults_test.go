@@ -2,6 +2,7 @@ package faults
 
 import (
 	"errors"
+	"math"
 	"net"
 	"testing"
 	"time"
@@ -53,6 +54,11 @@ func TestCompileValidates(t *testing.T) {
 		{Rule{Action: Latency}, "latency_ms"},
 		{Rule{Action: Latency, LatencyMS: 10, JitterMS: 20}, "jitter_ms"},
 		{Rule{Action: Bandwidth}, "rate_kbps"},
+		// rate_kbps*1000/8 wraps to 0: the relay's pacing divided by it.
+		{Rule{Action: Bandwidth, RateKbps: 1 << 61}, "rate_kbps"},
+		// 2*jitter_ms+1 wraps negative: rand.Intn panicked on it.
+		{Rule{Action: Latency, LatencyMS: math.MaxInt / 2, JitterMS: math.MaxInt / 2}, "latency_ms"},
+		{Rule{Action: StallServer, DurationMS: math.MaxInt}, "duration_ms"},
 		{Rule{Action: Error}, "code"},
 		{Rule{Action: Error, Code: 1213, State: "4000"}, "state"},
 		{Rule{Action: ResetServer, Direction: "both"}, "direction"},
@@ -228,5 +234,28 @@ func TestNilSetIsDisarmed(t *testing.T) {
 	var s *Set
 	if s.Armed() || s.Check(all, view()) != nil {
 		t.Error("nil set armed")
+	}
+}
+
+// A rule that used up its count, or whose ttl passed, stays listed but no
+// longer counts as armed: the forwarding path goes back to its fast check.
+func TestSpentRulesDisarm(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := NewSet(1, func() time.Time { return now })
+	s.Add(Rule{Action: ResetServer, Count: 1})
+	if s.Check(all, view()) == nil || s.Armed() {
+		t.Fatalf("after its one firing the rule still counts as armed")
+	}
+	if l := s.List(); len(l) != 1 || l[0].Fired != 1 {
+		t.Errorf("the spent rule is not listed with its firing: %+v", l)
+	}
+	s.Add(Rule{Action: ResetServer, TTL: Duration(time.Second), User: "nobody"})
+	if !s.Armed() {
+		t.Fatal("a fresh rule is not armed")
+	}
+	now = now.Add(2 * time.Second)
+	s.Check(all, view())
+	if s.Armed() {
+		t.Error("an expired rule still counts as armed after a check")
 	}
 }

@@ -163,6 +163,12 @@ func compile(r Rule) (*compiled, error) {
 		if f.v < 0 {
 			return nil, fieldErr(f.name, "must not be negative, got %d", f.v)
 		}
+		// The relay does arithmetic on these (2*jitter_ms+1 draws,
+		// rate_kbps*1000/8 bytes per second): a huge value would overflow
+		// into a panic there.
+		if f.v > maxParam {
+			return nil, fieldErr(f.name, "must be at most %d, got %d", maxParam, f.v)
+		}
 	}
 	switch r.Action {
 	case StallServer, StallClient:
@@ -209,6 +215,10 @@ func compile(r Rule) (*compiled, error) {
 	}
 	return c, nil
 }
+
+// maxParam bounds duration_ms, latency_ms, jitter_ms (about 11.5 days) and
+// rate_kbps (1 Tbit/s).
+const maxParam = 1_000_000_000
 
 func validAction(a Action) bool {
 	for _, x := range Actions {

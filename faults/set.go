@@ -63,11 +63,31 @@ func NewSet(seed int64, now func() time.Time) *Set {
 // path makes when no fault is configured. A nil Set has none.
 func (s *Set) Armed() bool { return s != nil && s.n.Load() > 0 }
 
+// publish makes the rules that can still fire visible to Check and Armed.
+// A rule whose count is used up or whose ttl has passed stays in List (with
+// its fired count) but no longer counts as armed: with only such rules left
+// the forwarding path is back to its one atomic load. Called with s.mu held.
 func (s *Set) publish() {
-	rules := append([]*armed(nil), s.rules...)
-	s.live.Store(&rules)
-	s.n.Store(int32(len(rules)))
+	now := s.now()
+	live := make([]*armed, 0, len(s.rules))
+	for _, a := range s.rules {
+		if !a.spent() && (a.expires.IsZero() || now.Before(a.expires)) {
+			live = append(live, a)
+		}
+	}
+	s.live.Store(&live)
+	s.n.Store(int32(len(live)))
 }
+
+// retire republishes the live rules after one was used up or expired.
+func (s *Set) retire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.publish()
+}
+
+// spent reports whether a counted rule has no firings left.
+func (a *armed) spent() bool { return a.Count > 0 && a.left.Load() <= 0 }
 
 // Add validates r and arms it. It returns the rule as armed, with its id.
 func (s *Set) Add(r Rule) (Rule, error) {
@@ -179,16 +199,20 @@ func (s *Set) Check(allowed ActionSet, v *View) *Fired {
 	}
 	now := s.now()
 	for _, a := range *s.live.Load() {
-		if !allowed.Has(a.Action) || !a.expires.IsZero() && !now.Before(a.expires) {
+		if !a.expires.IsZero() && !now.Before(a.expires) {
+			s.retire()
 			continue
 		}
-		if !a.matches(v) || !a.triggers(v) {
+		if !allowed.Has(a.Action) || !a.matches(v) || !a.triggers(v) {
 			continue
 		}
 		if !s.draw(a) || !a.take() {
 			continue
 		}
 		a.fired.Add(1)
+		if a.spent() {
+			s.retire()
+		}
 		return &Fired{Rule: a.status(), toSrv: a.toSrv, toCli: a.toCli}
 	}
 	return nil

@@ -106,6 +106,8 @@ type Progress struct {
 	ResultRows  uint64
 	QuitSent    bool
 	ServerConn  uint32
+	// Bytes fed each way, headers included.
+	BytesFromClient, BytesFromServer uint64
 }
 
 // Progress returns the connection's progress.
@@ -118,6 +120,9 @@ func (t *Tracker) Progress() Progress {
 		ResultRows:  t.resp.rows,
 		QuitSent:    t.quit,
 		ServerConn:  t.greeting.ConnectionID,
+
+		BytesFromClient: t.streams[ClientToServer].bytes,
+		BytesFromServer: t.streams[ServerToClient].bytes,
 	}
 }
 

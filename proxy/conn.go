@@ -142,16 +142,24 @@ func (c *conn) serve() {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		defer func() {
-			if r := recover(); r != nil {
-				c.log.Error("relay panicked", zap.Any("panic", r), zap.Stack("stack"))
-				c.abort(ending{by: ByProxy, close: CloseRST, err: fmt.Errorf("abortscope: internal error: %v", r)})
-			}
-		}()
-		c.relay(protocol.ServerToClient, server, c.client)
+		c.guarded("server relay", func() { c.relay(protocol.ServerToClient, server, c.client) })
 	}()
-	c.relay(protocol.ClientToServer, c.client, server)
+	c.guarded("client relay", func() { c.relay(protocol.ClientToServer, c.client, server) })
+	// Both relays end before the event is emitted, even after a panic:
+	// guarded closed the sockets, so the other relay's read returns.
 	wg.Wait()
+}
+
+// guarded runs a relay; a panic in it is logged and ends the connection
+// (both sockets closed) instead of the process.
+func (c *conn) guarded(what string, f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error(what+" panicked", zap.Any("panic", r), zap.Stack("stack"))
+			c.abort(ending{by: ByProxy, close: CloseRST, err: fmt.Errorf("abortscope: internal error: %v", r)})
+		}
+	}()
+	f()
 }
 
 // erUpstreamUnreachable is the error number of the ERR packet a client gets

@@ -90,7 +90,7 @@ func (p *Proxy) LiveBytes() (fromClient, fromServer uint64) {
 	p.mu.Unlock()
 	for _, c := range conns {
 		c.mu.Lock()
-		pr := c.tr.Snapshot()
+		pr := c.tr.Progress()
 		c.mu.Unlock()
 		fromClient += pr.BytesFromClient
 		fromServer += pr.BytesFromServer

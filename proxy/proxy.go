@@ -114,7 +114,7 @@ func (p *Proxy) dialTimeout() time.Duration {
 
 func (p *Proxy) bufferSize() int {
 	if p.BufferSize > 0 {
-		return p.BufferSize
+		return max(p.BufferSize, 64) // room for a packet header, at least
 	}
 	return 32 << 10
 }

@@ -145,7 +145,7 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--admin: %w", err)
 		}
 		adminSrv = &http.Server{
-			Handler: admin.NewMux(admin.Options{
+			Handler: admin.Handler(admin.Options{
 				Active:      p.Active,
 				Faults:      faultSet,
 				AllowFaults: faultsOn,
@@ -153,7 +153,7 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 				Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 				Connections: p.Connections,
 				Clients:     clients.Summaries,
-			}),
+			}, cc.Bool("admin-allow-remote")),
 			ReadHeaderTimeout: 5 * time.Second,
 		}
 		go func() { adminErr <- adminSrv.Serve(aln) }()

@@ -144,6 +144,7 @@ func cmdline(root string, pid, max int) string {
 		}
 		return "[" + string(comm) + "]"
 	}
+	b = maskSecrets(b)
 	for i, c := range b {
 		if c < 0x20 || c == 0x7f {
 			b[i] = ' '
@@ -168,4 +169,27 @@ func readPrefix(path string, n int) []byte {
 	defer f.Close()
 	b, _ := io.ReadAll(io.LimitReader(f, int64(n)))
 	return b
+}
+
+// maskSecrets replaces the values of password arguments in a NUL-separated
+// command line with "***": `mariadb -psecret`, `--password=secret`,
+// `--password secret`, `PASSWORD=secret`. The command line goes into events
+// and views; a password there would leak to whoever reads them.
+func maskSecrets(cmd []byte) []byte {
+	args := bytes.Split(cmd, []byte{0})
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		low := bytes.ToLower(a)
+		switch {
+		case bytes.HasPrefix(a, []byte("-p")) && len(a) > 2 && !bytes.HasPrefix(a, []byte("--")):
+			args[i] = []byte("-p***")
+		case bytes.Contains(low, []byte("password=")) || bytes.Contains(low, []byte("passwd=")) || bytes.Contains(low, []byte("pwd=")):
+			k := bytes.IndexByte(a, '=')
+			args[i] = append(append([]byte(nil), a[:k+1]...), "***"...)
+		case (bytes.Equal(low, []byte("--password")) || bytes.Equal(low, []byte("--passwd"))) && i+1 < len(args):
+			args[i+1] = []byte("***")
+			i++
+		}
+	}
+	return bytes.Join(args, []byte{0})
 }
