@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/abortscope
 UNIT    = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: all build test deps vet unit e2e bench fuzz clean
+.PHONY: all build test deps vet unit e2e bench fuzz clean readme
 
 all: build
 
@@ -38,6 +38,10 @@ fuzz:
 	@for p in $(FUZZPKGS); do for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
 		echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
 	done; done
+
+# readme rewrites README.md's cause table from explain/causes.go.
+readme:
+	$(GO) run ./cmd/abortscope explain --readme README.md
 
 clean:
 	rm -rf bin

@@ -149,10 +149,11 @@ var recipes = []recipe{{
 }, {
 	name: "reset_client_idle_cli",
 	rule: faults.Rule{Action: faults.ResetClient, Phase: "idle", NthCommand: 1},
-	// A race, both seen: 2006 "Server has gone away" when the RST is in
-	// before the client writes SELECT 2, 2013 "Lost connection" when it
-	// arrives while the client waits for the reply.
-	run:   cliFails("SELECT 1; SELECT 2", "ERROR (2006|2013)"),
+	// The CLI pauses before SELECT 2, so the reset finds the server idle
+	// (without the pause SELECT 2 can reach the server first and it logs
+	// a write error instead). The client then sees 2006 "Server has gone
+	// away" or 2013 "Lost connection", depending on when the RST lands.
+	run:   cliFails("SELECT 1; system sleep 0.3; SELECT 2", "ERROR (2006|2013)"),
 	logs:  []string{logReadRST, abortRead},
 	event: faultWant{"idle", "proxy", "fault"},
 }, {

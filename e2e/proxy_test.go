@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/abortscope/abortscope/explain"
 	"github.com/abortscope/abortscope/proxy"
 )
 
@@ -111,6 +112,7 @@ func startProxy(t testing.TB, configure ...func(*proxy.Proxy)) *testProxy {
 		Upstream: db.Addr(),
 		Logger:   zaptest.NewLogger(t),
 		Events:   ev,
+		Annotate: explain.Annotate, // as serve does
 	}
 	for _, f := range configure {
 		f(p)

@@ -50,6 +50,17 @@ var fatalServerErrors = map[uint16]bool{
 	4151: true, // ER_ACCOUNT_HAS_BEEN_LOCKED
 }
 
+// accessDenied are the login refusals that are about the credentials or the
+// account: verdict auth_failed. Other ERRs during login are server_error.
+var accessDenied = map[uint16]bool{
+	1044: true, // ER_DBACCESS_DENIED_ERROR
+	1045: true, // ER_ACCESS_DENIED_ERROR
+	1251: true, // ER_NOT_SUPPORTED_AUTH_MODE
+	1698: true, // ER_ACCESS_DENIED_NO_PASSWORD_ERROR
+	1862: true, // ER_MUST_CHANGE_PASSWORD_LOGIN
+	4151: true, // ER_ACCOUNT_HAS_BEEN_LOCKED
+}
+
 // judgement is the outcome of judge.
 type judgement struct {
 	verdict  string
@@ -87,8 +98,14 @@ func judge(e ending, s protocol.Snapshot) judgement {
 	serverErr := s.LastErr != nil && s.ErrIsLast &&
 		(fatalServerErrors[s.LastErr.Code] || e.by == ByServer && !quitAnswered)
 	switch {
-	case s.AuthFailed:
+	case s.AuthFailed && (s.LastErr == nil || accessDenied[s.LastErr.Code]):
 		j.verdict, j.by, j.close = VerdictAuthFailed, ByServer, CloseERRPacket
+		return j
+	case s.AuthFailed:
+		// Refused during login for another reason: too many connections
+		// (1040), host blocked (1129), user limits: the server's decision,
+		// not the credentials'.
+		j.verdict, j.by, j.close = VerdictServerError, ByServer, CloseERRPacket
 		return j
 	case serverErr && s.LastErr.Code == 4031:
 		// MySQL 8.0.24+ says ER_CLIENT_INTERACTION_TIMEOUT before it closes

@@ -42,6 +42,8 @@ func TestJudge(t *testing.T) {
 	handshake := protocol.Snapshot{Phase: hs, Greeted: true}
 	authFailed := withErr(handshake, 1045, true)
 	authFailed.AuthFailed = true
+	tooMany := withErr(handshake, 1040, true) // sent after the login packet
+	tooMany.AuthFailed = true
 
 	tests := []struct {
 		name     string
@@ -87,6 +89,7 @@ func TestJudge(t *testing.T) {
 		{"auth failed, server closed first", end(ByServer, CloseFIN, hs), authFailed, VerdictAuthFailed, ByServer, CloseERRPacket, 0},
 		{"auth failed wins when the client closed first", end(ByClient, CloseFIN, hs), authFailed, VerdictAuthFailed, ByServer, CloseERRPacket, 0},
 		{"auth failed wins over a client RST", end(ByClient, CloseRST, hs), authFailed, VerdictAuthFailed, ByServer, CloseERRPacket, 0},
+		{"too many connections during login is the server's refusal", end(ByClient, CloseFIN, hs), tooMany, VerdictServerError, ByServer, CloseERRPacket, 0},
 
 		// Server decisions.
 		{"server FIN idle (KILL)", end(ByServer, CloseFIN, idle), authed(idle), VerdictServerClosed, ByServer, CloseFIN, 0},

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/abortscope/abortscope/explain"
 	"github.com/abortscope/abortscope/proxy"
 )
 
@@ -36,6 +37,10 @@ type Summary struct {
 
 	Conns    int            `json:"conns"`
 	Verdicts map[string]int `json:"verdicts"`
+	// Causes counts connections by cause (see the explain package), and
+	// Advice is the latest advice given for each cause.
+	Causes map[string]int    `json:"causes,omitempty"`
+	Advice map[string]string `json:"advice,omitempty"`
 	// Aborts counts client_no_quit, client_reset and client_abort_in_flight.
 	Aborts int `json:"aborts"`
 	// CleanShare is the share of connections with verdict clean, 0 to 1.
@@ -135,11 +140,24 @@ func (c *client) add(e *proxy.Event) {
 	s := &c.s
 	s.Conns++
 	s.Verdicts[e.Verdict]++
+	cause, advice := e.Cause, e.Advice
+	if cause == "" { // an event written before causes existed
+		c := explain.Classify(e)
+		cause, advice = c.Code, c.AdviceFor(e.Attrs["_client_name"])
+	}
+	if s.Causes == nil {
+		s.Causes, s.Advice = make(map[string]int), make(map[string]string)
+	}
+	s.Causes[cause]++
+	if _, ok := s.Advice[cause]; !ok {
+		s.Advice[cause] = advice
+	}
 	if s.FirstSeen.IsZero() || e.TS.Before(s.FirstSeen) {
 		s.FirstSeen = e.TS
 	}
 	if !e.TS.Before(s.LastSeen) {
 		s.LastSeen = e.TS
+		s.Advice[cause] = advice
 		if v := e.Attrs["_client_name"]; v != "" {
 			s.ClientName = v
 		}
@@ -203,6 +221,7 @@ func (a *Aggregator) Summaries() []Summary {
 	for _, c := range a.clients {
 		s := c.s
 		s.Verdicts = maps.Clone(s.Verdicts)
+		s.Causes, s.Advice = maps.Clone(s.Causes), maps.Clone(s.Advice)
 		s.PIDs = slices.Clone(s.PIDs)
 		s.ServerConnIDs = slices.Clone(c.recentIDs)
 		if len(c.abortIDs) > 0 {

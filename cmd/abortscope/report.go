@@ -85,7 +85,10 @@ func runReport(cc *cli.Context, stdout, stderr io.Writer) error {
 	case "csv":
 		return report.WriteCSV(stdout, sums)
 	}
-	return report.WriteTable(stdout, sums)
+	if err := report.WriteTable(stdout, sums); err != nil {
+		return err
+	}
+	return report.WriteAdvice(stdout, sums)
 }
 
 // readEventsFile streams the events of file name ("-": stdin) to fn. Lines

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -65,12 +66,18 @@ func TestReportEventsFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := strings.Split(strings.TrimSpace(out), "\n")
+	table, advice, _ := strings.Cut(out, "\n\n")
+	rows := strings.Split(strings.TrimSpace(table), "\n")
 	if len(rows) != 5 || !strings.HasPrefix(rows[0], "CLIENT") ||
 		!strings.HasPrefix(rows[1], "app@10.0.0.5    billing-report  -        2      0%      1        0      1 ") ||
 		!strings.HasPrefix(rows[2], "root@127.0.0.1") || !strings.HasPrefix(rows[3], "cron@10.0.0.9") ||
 		rows[4] != "3 clients, 6 connections, 3 aborted by the client (50%)" {
 		t.Errorf("report:\n%s", out)
+	}
+	// Advice once per client and cause: the CLI's reset is a skipped close.
+	if !regexp.MustCompile(`(?m)^root@127\.0\.0\.1 +mysql +skipped_close +1 +`).MatchString(advice) ||
+		strings.Contains(advice, " clean ") {
+		t.Errorf("advice per client and cause:\n%s", advice)
 	}
 	if !strings.Contains(errOut, "skipped 1 of 7 lines that are not events (first: line 7: invalid character") {
 		t.Errorf("stderr %q; want the bad line counted", errOut)
@@ -106,6 +113,7 @@ func TestReportAdmin(t *testing.T) {
 	}
 	var want bytes.Buffer
 	report.WriteTable(&want, agg.Summaries())
+	report.WriteAdvice(&want, agg.Summaries())
 	if out != want.String() {
 		t.Errorf("report --admin:\n%s\nwant:\n%s", out, want.String())
 	}

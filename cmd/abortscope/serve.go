@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/abortscope/abortscope/admin"
+	"github.com/abortscope/abortscope/explain"
 	"github.com/abortscope/abortscope/internal/procnet"
 	"github.com/abortscope/abortscope/internal/redact"
 	"github.com/abortscope/abortscope/metrics"
@@ -115,6 +116,7 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	clients := &report.Aggregator{} // GET /clients
+	p.Annotate = explain.Annotate   // cause and advice, before the sinks see the event
 	p.Events = proxy.Sinks{events, m, clients}
 	if cc.Bool("log-queries") {
 		p.QueryCapture = cc.Int("log-queries-max")

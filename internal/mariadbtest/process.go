@@ -110,6 +110,11 @@ func (s *Server) boot(ctx context.Context) error {
 		// say how a connection ended; 2 only logs "Aborted connection".
 		"--log-warnings=4",
 		innodbLogFileSize,
+		// Test packages run their servers side by side: keep each small, and
+		// off the kernel's AIO slots (fs.aio-max-nr is shared by the whole
+		// machine; InnoDB aborts at start-up when it cannot get them).
+		"--innodb-use-native-aio=0",
+		"--innodb-buffer-pool-size=32M",
 	}
 	if os.Geteuid() == 0 {
 		// mariadbd refuses to run as root unless told to.
