@@ -46,7 +46,7 @@ func TestCauseTooManyConnections(t *testing.T) {
 	defer cancel()
 	// No SUPER or CONNECTION ADMIN: such a user gets no extra connection
 	// past max_connections.
-	if _, err := db.Exec(ctx, "CREATE USER 'capped'@'%' IDENTIFIED BY 'pw'"); err != nil {
+	if _, err := db.Exec(ctx, "CREATE OR REPLACE USER 'capped'@'%' IDENTIFIED BY 'pw'"); err != nil {
 		t.Fatal(err)
 	}
 

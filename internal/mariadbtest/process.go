@@ -85,6 +85,8 @@ func (s *Server) installDB(ctx context.Context, bin string) error {
 		// hang on a machine without DNS; it changes nothing for root@localhost.
 		"--force",
 		innodbLogFileSize,
+		// The bootstrap server too stays off the shared AIO slots (see boot).
+		"--innodb-use-native-aio=0",
 	}
 	args = append(args, s.opts.InstallArgs...)
 	cmd := exec.CommandContext(ctx, bin, args...)
