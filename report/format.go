@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -53,7 +54,7 @@ var csvHeader = []string{
 	"conns", "clean", "client_no_quit", "client_reset", "client_abort_in_flight", "other",
 	"aborts", "clean_share", "first_seen", "last_seen",
 	"last_abort_ts", "last_abort_verdict", "last_abort_server_conn_id", "last_abort_last_command",
-	"pids", "example_server_conn_ids",
+	"pids", "example_server_conn_ids", "causes",
 }
 
 // WriteCSV writes the summaries as CSV with a header row, times in RFC
@@ -75,11 +76,31 @@ func WriteCSV(w io.Writer, sums []Summary) error {
 			strconv.Itoa(s.Aborts), strconv.FormatFloat(s.CleanShare, 'f', 4, 64),
 			s.FirstSeen.Format(time.RFC3339Nano), s.LastSeen.Format(time.RFC3339Nano),
 			laTS, laVerdict, laID, laCmd,
-			joinNums(s.PIDs), joinNums(s.ServerConnIDs),
+			joinNums(s.PIDs), joinNums(s.ServerConnIDs), causesField(s.Causes),
 		})
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// causesField writes connection counts per cause as "cause=n" pairs, the
+// most frequent first.
+func causesField(causes map[string]int) string {
+	codes := make([]string, 0, len(causes))
+	for c := range causes {
+		codes = append(codes, c)
+	}
+	sort.Slice(codes, func(i, j int) bool {
+		if causes[codes[i]] != causes[codes[j]] {
+			return causes[codes[i]] > causes[codes[j]]
+		}
+		return codes[i] < codes[j]
+	})
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = c + "=" + strconv.Itoa(causes[c])
+	}
+	return strings.Join(parts, " ")
 }
 
 // other counts the connections that ended neither clean nor by a client

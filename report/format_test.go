@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -69,6 +70,21 @@ func TestWriteCSV(t *testing.T) {
 	} {
 		if got := third[col[name]]; got != want {
 			t.Errorf("row 3 %s = %q, want %q", name, got, want)
+		}
+	}
+	for i, row := range rows[1:] {
+		// Every connection is counted under exactly one cause.
+		n := 0
+		for _, pair := range strings.Fields(row[col["causes"]]) {
+			code, count, ok := strings.Cut(pair, "=")
+			v, err := strconv.Atoi(count)
+			if !ok || code == "" || err != nil {
+				t.Fatalf("row %d causes %q", i+1, row[col["causes"]])
+			}
+			n += v
+		}
+		if strconv.Itoa(n) != row[col["conns"]] {
+			t.Errorf("row %d: causes %q add up to %d, conns %s", i+1, row[col["causes"]], n, row[col["conns"]])
 		}
 	}
 	if got := rows[4][col["last_abort_ts"]]; got != "" {
