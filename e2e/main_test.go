@@ -4,11 +4,8 @@
 package e2e
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/abortscope/abortscope/internal/mariadbtest"
 )
@@ -17,24 +14,9 @@ import (
 var db *mariadbtest.Server
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var err error
-	db, err = mariadbtest.Start(ctx, mariadbtest.Options{
-		ExtraArgs: []string{
-			"--max-allowed-packet=64M", // corner cases with 16 MiB rows
-			"--local-infile=1",
-			"--max-connect-errors=1000000",
-		},
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: cannot start MariaDB:", err)
-		return 1
-	}
-	defer db.Stop()
-	return m.Run()
+	os.Exit(mariadbtest.Main(m, "e2e", mariadbtest.Options{ExtraArgs: []string{
+		"--max-allowed-packet=64M", // corner cases with 16 MiB rows
+		"--local-infile=1",
+		"--max-connect-errors=1000000",
+	}}, &db))
 }

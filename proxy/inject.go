@@ -117,18 +117,10 @@ func (c *conn) passClient(srv net.Conn, b []byte) bool {
 		return c.write(protocol.ClientToServer, srv, b)
 	}
 	c.fired(f, v.Phase)
+	if done, ok := c.shape(f, protocol.ClientToServer, srv, b); done {
+		return ok
+	}
 	switch f.Action {
-	case faults.Latency:
-		if f.AppliesTo(true) && !c.sleep(c.latency(f)) {
-			return false
-		}
-	case faults.Bandwidth:
-		if f.AppliesTo(true) {
-			return c.paced(protocol.ClientToServer, srv, b, f.RateKbps)
-		}
-	case faults.Blackhole:
-		c.blackholed.Store(true)
-		return true
 	case faults.CorruptSeq:
 		// The server expects 0 for a new command; 5 is what the reference
 		// client sent to get "Got packets out of order" (1156).
@@ -181,18 +173,10 @@ func (c *conn) passServer(cli net.Conn, b []byte) bool {
 		return c.write(protocol.ServerToClient, cli, b)
 	}
 	c.fired(f, v.Phase)
+	if done, ok := c.shape(f, protocol.ServerToClient, cli, b); done {
+		return ok
+	}
 	switch f.Action {
-	case faults.Latency:
-		if f.AppliesTo(false) && !c.sleep(c.latency(f)) {
-			return false
-		}
-	case faults.Bandwidth:
-		if f.AppliesTo(false) {
-			return c.paced(protocol.ServerToClient, cli, b, f.RateKbps)
-		}
-	case faults.Blackhole:
-		c.blackholed.Store(true)
-		return true
 	case faults.StallServer, faults.StallClient:
 		// Stop relaying server→client: the client hears nothing and, once
 		// the socket buffers fill, the server's writes block until its
@@ -205,6 +189,28 @@ func (c *conn) passServer(cli net.Conn, b []byte) bool {
 		return false
 	}
 	return c.endAction(f)
+}
+
+// shape carries out the actions both relays share: latency and bandwidth
+// in the rule's direction, and blackhole. done says the chunk was dealt
+// with (ok: the relay goes on); otherwise the caller writes it on, after a
+// latency delay if there was one.
+func (c *conn) shape(f *faults.Fired, dir protocol.Direction, dst net.Conn, b []byte) (done, ok bool) {
+	toServer := dir == protocol.ClientToServer
+	switch f.Action {
+	case faults.Latency:
+		if f.AppliesTo(toServer) && !c.sleep(c.latency(f)) {
+			return true, false
+		}
+	case faults.Bandwidth:
+		if f.AppliesTo(toServer) {
+			return true, c.paced(dir, dst, b, f.RateKbps)
+		}
+	case faults.Blackhole:
+		c.blackholed.Store(true)
+		return true, true
+	}
+	return false, false
 }
 
 // endAction carries out the actions that end the connection by closing a

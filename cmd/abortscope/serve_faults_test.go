@@ -223,22 +223,7 @@ func TestServeRefusesBadFaults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			events := filepath.Join(t.TempDir(), "events.jsonl")
 			args := append([]string{"abortscope", "serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--events", events}, tt.flags...)
-			var stdout, stderr syncBuffer
-			done := make(chan error, 1)
-			go func() { done <- run(args, &stdout, &stderr) }()
-			select {
-			case err := <-done:
-				if err == nil {
-					t.Fatal("accepted")
-				}
-				for _, w := range tt.want {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error %q does not mention %q", err, w)
-					}
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("serve did not refuse within 10 s (is it serving?)")
-			}
+			serveRefuses(t, args, tt.want...)
 			if _, err := os.Stat(events); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("the events file was created before the faults were checked: %v", err)
 			}

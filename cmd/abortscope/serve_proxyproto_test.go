@@ -77,17 +77,7 @@ func TestServeRefusesBadProxyProtocolFlags(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.flags, " "), func(t *testing.T) {
 			args := append([]string{"abortscope", "serve", "--listen", "127.0.0.1:0", "--admin", "", "--events", "-"}, tc.flags...)
-			var stdout, stderr syncBuffer
-			done := make(chan error, 1)
-			go func() { done <- run(args, &stdout, &stderr) }()
-			select {
-			case err := <-done:
-				if err == nil || !strings.Contains(err.Error(), tc.want) {
-					t.Errorf("serve returned %v, want an error with %q", err, tc.want)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("serve did not refuse within 10 s (is it serving?)")
-			}
+			serveRefuses(t, args, tc.want)
 		})
 	}
 }

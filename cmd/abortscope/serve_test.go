@@ -346,22 +346,29 @@ func TestServeRefusesBadFlags(t *testing.T) {
 				args = []string{"abortscope", "serve", "--listen", "127.0.0.1:0", "--admin", ""}
 				args = append(args, tt.flags...)
 			}
-			var stdout, stderr syncBuffer
-			done := make(chan error, 1)
-			go func() { done <- run(args, &stdout, &stderr) }()
-			select {
-			case err := <-done:
-				if err == nil {
-					t.Fatal("accepted")
-				}
-				for _, w := range tt.want {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error %q does not mention %q", err, w)
-					}
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("serve did not refuse within 10 s (is it serving?)")
-			}
+			serveRefuses(t, args, tt.want...)
 		})
+	}
+}
+
+// serveRefuses runs serve with args and fails the test unless it returns an
+// error, within 10 s, that mentions every string of want.
+func serveRefuses(t *testing.T, args []string, want ...string) {
+	t.Helper()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(args, &stdout, &stderr) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("accepted")
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not mention %q", err, w)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not refuse within 10 s (is it serving?)")
 	}
 }

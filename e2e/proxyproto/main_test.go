@@ -6,11 +6,8 @@
 package proxyproto
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/abortscope/abortscope/internal/mariadbtest"
 )
@@ -19,25 +16,10 @@ import (
 var db *mariadbtest.Server
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var err error
-	db, err = mariadbtest.Start(ctx, mariadbtest.Options{
-		ExtraArgs: []string{
-			// MariaDB 10.11 takes a comma-separated list of networks in
-			// CIDR form or addresses ("localhost" for the unix socket).
-			"--proxy-protocol-networks=127.0.0.0/8",
-			"--max-connect-errors=1000000",
-		},
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e/proxyproto: cannot start MariaDB:", err)
-		return 1
-	}
-	defer db.Stop()
-	return m.Run()
+	os.Exit(mariadbtest.Main(m, "e2e/proxyproto", mariadbtest.Options{ExtraArgs: []string{
+		// MariaDB 10.11 takes a comma-separated list of networks in
+		// CIDR form or addresses ("localhost" for the unix socket).
+		"--proxy-protocol-networks=127.0.0.0/8",
+		"--max-connect-errors=1000000",
+	}}, &db))
 }
