@@ -133,7 +133,7 @@ func compareWithDirect(t *testing.T, wantDelta map[string]int64, sc scenario) co
 }
 
 var (
-	logLine   = regexp.MustCompile(`^\d{4}-\d\d-\d\d +\d\d:\d\d:\d\d (\d+) \[(\w+)\] (.*)$`)
+	logLine   = regexp.MustCompile(`^\d{4}-\d\d-\d\d +\d{1,2}:\d\d:\d\d +(\d+) \[(\w+)\] (.*)$`)
 	readLine  = regexp.MustCompile(`Could not read packet:.* vio_errno: (\d+)\s+length: (-?\d+)`)
 	writeLine = regexp.MustCompile(`Could not write packet:.* vio_errno: (\d+)`)
 	abortLine = regexp.MustCompile(`Aborted connection (\d+) to .*(\(.*\))$`)
@@ -219,7 +219,7 @@ func checkLines(t *testing.T, cmp compared, lines []string) {
 func checkLogNames(t *testing.T, log string, id uint32, patterns ...string) {
 	t.Helper()
 	for _, p := range patterns {
-		re := regexp.MustCompile(fmt.Sprintf(`(?m)^\S+ \S+ %d \[\w+\] .*%s`, id, p))
+		re := regexp.MustCompile(fmt.Sprintf(`(?m)^\S+ +\S+ +%d \[\w+\] .*%s`, id, p))
 		if !re.MatchString(log) {
 			t.Errorf("error log has no line of connection %d matching %q:\n%s", id, p, log)
 		}
