@@ -18,9 +18,6 @@ import (
 
 // Options configures the admin handler. The zero value serves /healthz only.
 type Options struct {
-	// Ready reports whether the proxy accepts connections; /healthz answers
-	// 503 with its error when it returns one. If nil, always ready.
-	Ready func() error
 	// Active returns the number of connections being relayed, shown on
 	// /healthz. If nil, it is left out.
 	Active func() int
@@ -49,13 +46,6 @@ func NewMux(o Options) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if o.Ready != nil {
-			if err := o.Ready(); err != nil {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprintf(w, "not ready: %v\n", err)
-				return
-			}
-		}
 		if o.Active != nil {
 			fmt.Fprintf(w, "ok\nactive_connections %d\n", o.Active())
 			return

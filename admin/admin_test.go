@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -31,9 +30,6 @@ func TestHealthz(t *testing.T) {
 		{"zero options", Options{}, http.StatusOK, "ok\n", http.MethodGet},
 		{"HEAD", Options{}, http.StatusOK, "", http.MethodHead},
 		{"with active count", Options{Active: func() int { return 3 }}, http.StatusOK, "ok\nactive_connections 3\n", http.MethodGet},
-		{"ready", Options{Ready: func() error { return nil }, Active: func() int { return 0 }}, http.StatusOK, "ok\nactive_connections 0\n", http.MethodGet},
-		{"not ready", Options{Ready: func() error { return errors.New("upstream down") }, Active: func() int { return 3 }},
-			http.StatusServiceUnavailable, "not ready: upstream down\n", http.MethodGet},
 		{"POST is refused", Options{}, http.StatusMethodNotAllowed, "", http.MethodPost},
 	}
 	for _, tt := range tests {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/client"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 // TestBinaryServe runs the built abortscope binary in front of the real
@@ -32,9 +32,9 @@ func TestBinaryServe(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	listen, admin := freeAddr(t), freeAddr(t)
-	events := filepath.Join(dir, "events.jsonl")
+	eventsFile := filepath.Join(dir, "events.jsonl")
 	cmd := exec.Command(bin, "serve", "--listen", listen, "--upstream", db.Addr(),
-		"--events", events, "--admin", admin, "--log-format", "json", "--log-queries")
+		"--events", eventsFile, "--admin", admin, "--log-format", "json", "--log-queries")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -83,11 +83,11 @@ func TestBinaryServe(t *testing.T) {
 		t.Fatalf("idle client after SIGTERM: read %d bytes, err %v; want EOF", n, err)
 	}
 
-	evs := readEvents(t, events)
+	evs := readEvents(t, eventsFile)
 	if len(evs) != 2 {
 		t.Fatalf("want 2 events, got %d: %+v", len(evs), evs)
 	}
-	byID := map[string]proxy.Event{}
+	byID := map[string]events.Event{}
 	for _, e := range evs {
 		byID[jsonNumber(e.ServerConnID)] = e
 	}
@@ -95,7 +95,7 @@ func TestBinaryServe(t *testing.T) {
 	if !ok {
 		t.Fatalf("no event for the CLI's connection %s: %+v", cliConnID, evs)
 	}
-	if cli.Verdict != proxy.VerdictClean || cli.Attrs["program_name"] != "mysql" || cli.DB != "mysql" ||
+	if cli.Verdict != events.Clean || cli.Attrs["program_name"] != "mysql" || cli.DB != "mysql" ||
 		cli.Query != "SELECT CONNECTION_ID()" {
 		t.Errorf("CLI event: %+v", cli)
 	}
@@ -103,7 +103,7 @@ func TestBinaryServe(t *testing.T) {
 	if !ok {
 		t.Fatalf("no event for the idle connection %d: %+v", idleID, evs)
 	}
-	if sd.Verdict != proxy.VerdictProxyShutdown || sd.EndedBy != "proxy" || sd.Phase != "idle" || sd.ExpectedServerError != 0 {
+	if sd.Verdict != events.ProxyShutdown || sd.EndedBy != "proxy" || sd.Phase != "idle" || sd.ExpectedServerError != 0 {
 		t.Errorf("idle connection at shutdown: %+v", sd)
 	}
 	// COM_QUIT was sent for it: MariaDB counts no aborted client.
@@ -143,17 +143,17 @@ func waitHealthy(t testing.TB, url string) {
 	t.Fatalf("%s never answered 200", url)
 }
 
-func readEvents(t testing.TB, path string) []proxy.Event {
+func readEvents(t testing.TB, path string) []events.Event {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var evs []proxy.Event
+	var evs []events.Event
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var e proxy.Event
+		var e events.Event
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			t.Fatalf("events line %q: %v", sc.Text(), err)
 		}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 // The corner cases of the protocol brief (section 5) run twice: straight
@@ -83,14 +83,14 @@ type cornerWant struct {
 // tracker followed it to the end: verdict clean, ended by the client with
 // COM_QUIT, phase idle, no desync. It returns the event, or a zero Event
 // when tg is direct.
-func (tg cornerTarget) expectClean(t testing.TB, serverConnID uint32, w cornerWant) proxy.Event {
+func (tg cornerTarget) expectClean(t testing.TB, serverConnID uint32, w cornerWant) events.Event {
 	t.Helper()
 	if !tg.proxied() {
-		return proxy.Event{}
+		return events.Event{}
 	}
 	ev := tg.p.Events.ByServerConn(t, serverConnID)
 	cornerCheckEvent(t, ev, map[string]any{
-		"verdict":               proxy.VerdictClean,
+		"verdict":               string(events.Clean),
 		"ended_by":              "client",
 		"close":                 "quit",
 		"phase":                 "idle",
@@ -110,12 +110,12 @@ func (tg cornerTarget) expectClean(t testing.TB, serverConnID uint32, w cornerWa
 }
 
 // cornerCheckEvent compares event fields by their JSON names.
-func cornerCheckEvent(t testing.TB, ev proxy.Event, want map[string]any) {
+func cornerCheckEvent(t testing.TB, ev events.Event, want map[string]any) {
 	t.Helper()
 	got := map[string]any{
-		"verdict":               ev.Verdict,
-		"ended_by":              ev.EndedBy,
-		"close":                 ev.Close,
+		"verdict":               string(ev.Verdict),
+		"ended_by":              string(ev.EndedBy),
+		"close":                 string(ev.Close),
 		"phase":                 ev.Phase,
 		"desyncs":               ev.Desyncs,
 		"expected_server_error": ev.ExpectedServerError,

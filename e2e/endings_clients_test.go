@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/proxy"
 )
 
@@ -34,7 +35,7 @@ func TestEndGoSQLDriverQuit(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := p.Events.Only(t, 1)[0]
-	checkEvent(t, ev, want{proxy.VerdictClean, "idle", "client", "quit", 0})
+	checkEvent(t, ev, want{events.Clean, "idle", "client", "quit", 0})
 	checkIdentity(t, ev, user, "mysql", map[string]string{
 		"_client_name": "Go-MySQL-Driver",
 		"_pid":         strconv.Itoa(os.Getpid()),
@@ -72,7 +73,7 @@ func TestEndGoSQLDriverWrongPassword(t *testing.T) {
 		t.Fatalf("Ping with a wrong password: %v (%T); want *mysql.MySQLError 1045 (28000)", err, err)
 	}
 	ev := p.Events.Only(t, 1)[0]
-	checkEvent(t, ev, want{proxy.VerdictAuthFailed, "handshake", "server", "err_packet", 0})
+	checkEvent(t, ev, want{events.AuthFailed, "handshake", "server", "err_packet", 0})
 	checkIdentity(t, ev, user, "mysql", map[string]string{"_client_name": "Go-MySQL-Driver"})
 	if ev.ServerConnID == 0 || ev.ServerConnID != raw.greetingID() {
 		t.Errorf("server_conn_id %d, the greeting the driver read said %d", ev.ServerConnID, raw.greetingID())
@@ -112,7 +113,7 @@ func TestEndGoSQLDriverKillDuringSleep(t *testing.T) {
 	}
 	conn.Close()
 	ev := p.Events.ByServerConn(t, id)
-	checkEvent(t, ev, want{proxy.VerdictServerClosed, "command", "server", "fin", 0})
+	checkEvent(t, ev, want{events.ServerClosed, "command", "server", "fin", 0})
 	checkIdentity(t, ev, user, "mysql", nil)
 	if ev.LastCommand != "COM_QUERY" || ev.ServerErrorCode != 0 {
 		t.Errorf("last_command %q server_error_code %d; want COM_QUERY, none (KILL sends no ERR over TCP)", ev.LastCommand, ev.ServerErrorCode)
@@ -152,7 +153,7 @@ func TestEndUpstreamDown(t *testing.T) {
 	}
 
 	for _, ev := range p.Events.Only(t, 2) {
-		checkEvent(t, ev, want{proxy.VerdictUpstreamUnreachable, "connect", "proxy", "dial_error", 0})
+		checkEvent(t, ev, want{events.UpstreamUnreachable, "connect", "proxy", "dial_error", 0})
 		if ev.ServerConnID != 0 || ev.User != "" || ev.Upstream != closed || !strings.Contains(ev.Error, "refused") {
 			t.Errorf("server_conn_id %d user %q upstream %q error %q; want 0, none, %s, connection refused",
 				ev.ServerConnID, ev.User, ev.Upstream, ev.Error, closed)
@@ -177,7 +178,7 @@ func TestEndCLIQuit(t *testing.T) {
 		t.Fatalf("mariadb printed %q", out)
 	}
 	ev := p.Events.Only(t, 1)[0]
-	checkEvent(t, ev, want{proxy.VerdictClean, "idle", "client", "quit", 0})
+	checkEvent(t, ev, want{events.Clean, "idle", "client", "quit", 0})
 	checkIdentity(t, ev, user, "mysql", map[string]string{"_client_name": "libmariadb", "program_name": "mysql"})
 	if ev.ServerConnID != uint32(id) {
 		t.Errorf("server_conn_id %d, CONNECTION_ID() %d", ev.ServerConnID, id)

@@ -17,7 +17,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 var (
@@ -44,13 +44,13 @@ func TestEndCountersIdle(t *testing.T) {
 			if err := c.Quit(); err != nil {
 				t.Fatal(err)
 			}
-		}, noAbort, nil, want{proxy.VerdictClean, "idle", "client", "quit", 0}},
+		}, noAbort, nil, want{events.Clean, "idle", "client", "quit", 0}},
 		{"fin", func(t *testing.T, _ *client.Conn, raw *sniffConn) { raw.Close() },
 			oneClient, []string{"read vio_errno=1158 eof", readFailed},
-			want{proxy.VerdictClientNoQuit, "idle", "client", "fin", 1158}},
+			want{events.ClientNoQuit, "idle", "client", "fin", 1158}},
 		{"rst", func(t *testing.T, _ *client.Conn, raw *sniffConn) { resetClose(t, raw) },
 			oneClient, []string{"read vio_errno=1158 error", readFailed},
-			want{proxy.VerdictClientReset, "idle", "client", "rst", 1158}},
+			want{events.ClientReset, "idle", "client", "rst", 1158}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmp := compareWithDirect(t, tc.delta, func(t *testing.T, addr string) []uint32 {
@@ -85,9 +85,9 @@ func TestEndCountersPyMySQL(t *testing.T) {
 		lines []string
 		want  want
 	}{
-		{"quit", noAbort, nil, want{proxy.VerdictClean, "idle", "client", "quit", 0}},
+		{"quit", noAbort, nil, want{events.Clean, "idle", "client", "quit", 0}},
 		{"no_quit", oneClient, []string{"read vio_errno=1158 eof", readFailed},
-			want{proxy.VerdictClientNoQuit, "idle", "client", "fin", 1158}},
+			want{events.ClientNoQuit, "idle", "client", "fin", 1158}},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			cmp := compareWithDirect(t, tc.delta, func(t *testing.T, addr string) []uint32 {
@@ -115,7 +115,7 @@ func TestEndCountersMidResult(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		run   func(t *testing.T, addr string) uint32
-		close string
+		close events.CloseKind
 		last  string // the last command the client sent
 	}{
 		{"go-mysql_close", func(t *testing.T, addr string) uint32 {
@@ -165,7 +165,7 @@ func TestEndCountersMidResult(t *testing.T) {
 			})
 			checkLines(t, cmp, []string{"write vio_errno=1160", writeError, writeFailed})
 			ev := cmp.p.Events.Only(t, 1)[0]
-			checkEvent(t, ev, want{proxy.VerdictClientAbortFlight, "result", "client", tc.close, 1160})
+			checkEvent(t, ev, want{events.ClientAbortInFlight, "result", "client", tc.close, 1160})
 			if ev.ServerConnID != cmp.proxied.ids[0] {
 				t.Errorf("server_conn_id %d, the client got %d", ev.ServerConnID, cmp.proxied.ids[0])
 			}
@@ -210,9 +210,9 @@ func TestEndCountersSlowQuery(t *testing.T) {
 		lines []string
 		want  want
 	}{
-		{"go-mysql close", fin, want{proxy.VerdictClientAbortFlight, "command", "client", "fin", 1158}},
-		{"go-mysql reset", rst, want{proxy.VerdictClientAbortFlight, "command", "client", "rst", 1160}},
-		{"mariadb CLI kill -9", fin, want{proxy.VerdictClientAbortFlight, "command", "client", "fin", 1158}},
+		{"go-mysql close", fin, want{events.ClientAbortInFlight, "command", "client", "fin", 1158}},
+		{"go-mysql reset", rst, want{events.ClientAbortInFlight, "command", "client", "rst", 1160}},
+		{"mariadb CLI kill -9", fin, want{events.ClientAbortInFlight, "command", "client", "fin", 1158}},
 	} {
 		for _, tr := range []serverTrace{cmp.direct, cmp.proxied} {
 			mustContain(t, tc.name, tr.lines[tr.ids[i]], tc.lines...)
@@ -238,7 +238,7 @@ func TestEndCountersHandshake(t *testing.T) {
 			})
 		checkLines(t, cmp, []string{"read vio_errno=1158 eof", "aborted (This connection closed normally without authentication)"})
 		ev := cmp.p.Events.Only(t, 1)[0]
-		checkEvent(t, ev, want{proxy.VerdictHandshakeAbort, "handshake", "client", "fin", 0})
+		checkEvent(t, ev, want{events.HandshakeAbort, "handshake", "client", "fin", 0})
 		if ev.ServerConnID != cmp.proxied.ids[0] || ev.User != "" {
 			t.Errorf("server_conn_id %d user %q; the greeting said %d, no user was sent", ev.ServerConnID, ev.User, cmp.proxied.ids[0])
 		}
@@ -254,7 +254,7 @@ func TestEndCountersHandshake(t *testing.T) {
 		})
 		checkLines(t, cmp, []string{fmt.Sprintf("Warning Access denied for user '%s'@'localhost' (using password: YES)", user)})
 		ev := cmp.p.Events.Only(t, 1)[0]
-		checkEvent(t, ev, want{proxy.VerdictAuthFailed, "handshake", "server", "err_packet", 0})
+		checkEvent(t, ev, want{events.AuthFailed, "handshake", "server", "err_packet", 0})
 		checkIdentity(t, ev, user, "mysql", goMySQLAttr)
 		if ev.ServerConnID != cmp.proxied.ids[0] || ev.ServerErrorCode != 1045 {
 			t.Errorf("server_conn_id %d server_error_code %d; want %d, 1045", ev.ServerConnID, ev.ServerErrorCode, cmp.proxied.ids[0])
@@ -295,7 +295,7 @@ func TestEndCountersKill(t *testing.T) {
 			})
 			checkLines(t, cmp, tc.lines)
 			ev := cmp.p.Events.Only(t, 1)[0]
-			checkEvent(t, ev, want{proxy.VerdictServerClosed, tc.phase, "server", "fin", 0})
+			checkEvent(t, ev, want{events.ServerClosed, tc.phase, "server", "fin", 0})
 			checkIdentity(t, ev, user, "mysql", goMySQLAttr)
 			if ev.ServerConnID != cmp.proxied.ids[0] || ev.ServerErrorCode != 0 {
 				t.Errorf("server_conn_id %d server_error_code %d; want %d, none", ev.ServerConnID, ev.ServerErrorCode, cmp.proxied.ids[0])

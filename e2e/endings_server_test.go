@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 // TestEndServerStopped: one client idle and one running SELECT SLEEP when
@@ -58,10 +58,10 @@ func TestEndServerStopped(t *testing.T) {
 			// Server ids start again from 1 after a restart: find the
 			// events by the clients' addresses.
 			evIdle := p.Events.ByClientAddr(t, idleRaw.LocalAddr().String())
-			checkEvent(t, evIdle, want{proxy.VerdictServerClosed, "idle", "server", "fin", 0})
+			checkEvent(t, evIdle, want{events.ServerClosed, "idle", "server", "fin", 0})
 			evBusy := p.Events.ByClientAddr(t, busyRaw.LocalAddr().String())
-			checkEvent(t, evBusy, want{proxy.VerdictServerClosed, "command", "server", "fin", 0})
-			for i, ev := range []proxy.Event{evIdle, evBusy} {
+			checkEvent(t, evBusy, want{events.ServerClosed, "command", "server", "fin", 0})
+			for i, ev := range []events.Event{evIdle, evBusy} {
 				wantID := []uint32{idle.GetConnectionID(), busy.GetConnectionID()}[i]
 				if ev.ServerConnID != wantID || ev.ServerErrorCode != 0 || ev.User != user {
 					t.Errorf("server_conn_id %d server_error_code %d user %q; want %d, none, %s",
@@ -73,7 +73,7 @@ func TestEndServerStopped(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, ev := range []proxy.Event{evIdle, evBusy} {
+				for _, ev := range []events.Event{evIdle, evBusy} {
 					checkLogNames(t, log, 0, fmt.Sprintf(`Aborted connection %d to db: 'mysql' user: '%s' .*\(KILLED\)`, ev.ServerConnID, user))
 				}
 			}
@@ -83,8 +83,8 @@ func TestEndServerStopped(t *testing.T) {
 			if err == nil {
 				t.Error("connected through the proxy while MariaDB was down")
 			}
-			ev := p.Events.Wait(t, "a refused connection", func(e proxy.Event) bool { return e.Verdict == proxy.VerdictUpstreamUnreachable })
-			checkEvent(t, ev, want{proxy.VerdictUpstreamUnreachable, "connect", "proxy", "dial_error", 0})
+			ev := p.Events.Wait(t, "a refused connection", func(e events.Event) bool { return e.Verdict == events.UpstreamUnreachable })
+			checkEvent(t, ev, want{events.UpstreamUnreachable, "connect", "proxy", "dial_error", 0})
 
 			if err := db.Restart(ctx); err != nil {
 				t.Fatalf("restarting MariaDB: %v", err)
@@ -95,7 +95,7 @@ func TestEndServerStopped(t *testing.T) {
 				t.Fatal(err)
 			}
 			ev = p.Events.ByClientAddr(t, raw.LocalAddr().String())
-			checkEvent(t, ev, want{proxy.VerdictClean, "idle", "client", "quit", 0})
+			checkEvent(t, ev, want{events.Clean, "idle", "client", "quit", 0})
 			if ev.ServerConnID != c.GetConnectionID() {
 				t.Errorf("server_conn_id %d, the client got %d", ev.ServerConnID, c.GetConnectionID())
 			}

@@ -26,8 +26,8 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/protocol"
-	"github.com/abortscope/abortscope/proxy"
 )
 
 const (
@@ -237,11 +237,14 @@ func processlistID(t testing.TB, user string) uint32 {
 
 // want is what an event must say.
 type want struct {
-	verdict, phase, endedBy, close string
-	expected                       int
+	verdict  events.Verdict
+	phase    string
+	endedBy  events.Side
+	close    events.CloseKind
+	expected int
 }
 
-func checkEvent(t testing.TB, ev proxy.Event, w want) {
+func checkEvent(t testing.TB, ev events.Event, w want) {
 	t.Helper()
 	got := want{ev.Verdict, ev.Phase, ev.EndedBy, ev.Close, ev.ExpectedServerError}
 	if got != w {
@@ -255,7 +258,7 @@ func checkEvent(t testing.TB, ev proxy.Event, w want) {
 }
 
 // checkIdentity checks the identity fields of an event.
-func checkIdentity(t testing.TB, ev proxy.Event, user, dbName string, attrs map[string]string) {
+func checkIdentity(t testing.TB, ev events.Event, user, dbName string, attrs map[string]string) {
 	t.Helper()
 	if ev.User != user || ev.DB != dbName {
 		t.Errorf("event user=%q db=%q, want %q %q", ev.User, ev.DB, user, dbName)

@@ -15,13 +15,13 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/explain"
-	"github.com/abortscope/abortscope/proxy"
 )
 
 // checkCause checks ev's cause and that its advice mentions every one of
 // words.
-func checkCause(t testing.TB, ev proxy.Event, cause string, words ...string) {
+func checkCause(t testing.TB, ev events.Event, cause string, words ...string) {
 	t.Helper()
 	if ev.Cause != cause {
 		t.Errorf("cause %q, want %q; event %+v", ev.Cause, cause, ev)
@@ -49,7 +49,7 @@ func TestCauseIdleTimeoutGoSQLDriver(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := p.Events.ByServerConn(t, id)
-	if ev.Verdict != proxy.VerdictServerIdleTimeout {
+	if ev.Verdict != events.ServerIdleTimeout {
 		t.Fatalf("verdict %q, want server_idle_timeout: %+v", ev.Verdict, ev)
 	}
 	checkCause(t, ev, explain.CauseServerIdleTimeout, "SetConnMaxIdleTime", "SetConnMaxLifetime", "wait_timeout", "Learned from")
@@ -67,7 +67,7 @@ func TestCauseKilledVsStoppedReading(t *testing.T) {
 	streamSome(t, killed, 100)
 	resetClose(t, rawK)
 	ev := p.Events.ByServerConn(t, killed.GetConnectionID())
-	if ev.Verdict != proxy.VerdictClientAbortFlight || ev.Phase != "result" {
+	if ev.Verdict != events.ClientAbortInFlight || ev.Phase != "result" {
 		t.Fatalf("killed: %+v", ev)
 	}
 	checkCause(t, ev, explain.CauseKilledMidResult, explain.ByCode(explain.CauseKilledMidResult).Advice)
@@ -77,7 +77,7 @@ func TestCauseKilledVsStoppedReading(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond) // the application does something slow, then gives up
 	rawS.Close()
 	ev = p.Events.ByServerConn(t, slow.GetConnectionID())
-	if ev.Verdict != proxy.VerdictClientAbortFlight || ev.Phase != "result" || ev.IdleMS < 1000 {
+	if ev.Verdict != events.ClientAbortInFlight || ev.Phase != "result" || ev.IdleMS < 1000 {
 		t.Fatalf("stopped reading: %+v", ev)
 	}
 	checkCause(t, ev, explain.CauseClientStoppedReading, explain.ByCode(explain.CauseClientStoppedReading).Advice)
@@ -100,7 +100,7 @@ func TestCauseReadTimeoutGoSQLDriver(t *testing.T) {
 		t.Fatalf("%s with readTimeout=1s: no error", slowQuery)
 	}
 	ev := p.Events.ByServerConn(t, id)
-	if ev.Verdict != proxy.VerdictClientAbortFlight || ev.Phase != "command" {
+	if ev.Verdict != events.ClientAbortInFlight || ev.Phase != "command" {
 		t.Fatalf("read timeout: %+v", ev)
 	}
 	checkCause(t, ev, explain.CauseClientReadTimeout, "readTimeout")
@@ -141,7 +141,7 @@ func TestCausePacketTooLarge(t *testing.T) {
 		t.Fatalf("reply % x, %v; want ERR 1153 then EOF", reply[:min(len(reply), 16)], err)
 	}
 	ev := p.Events.ByServerConn(t, c.ConnID)
-	if ev.Verdict != proxy.VerdictServerError || ev.ServerErrorCode != 1153 {
+	if ev.Verdict != events.ServerError || ev.ServerErrorCode != 1153 {
 		t.Errorf("event: %+v", ev)
 	}
 	checkCause(t, ev, explain.CausePacketTooLarge, "max_allowed_packet")
@@ -213,7 +213,7 @@ func TestCauseSkippedClosePyMySQL(t *testing.T) {
 		t.Fatalf("PyMySQL (make deps installs python3-pymysql): %v\n%s", err, out)
 	}
 	ev := p.Events.Only(t, 1)[0]
-	if ev.Attrs["_client_name"] != "pymysql" || ev.Verdict != proxy.VerdictClientNoQuit {
+	if ev.Attrs["_client_name"] != "pymysql" || ev.Verdict != events.ClientNoQuit {
 		t.Fatalf("event: %+v", ev)
 	}
 	checkCause(t, ev, explain.CauseSkippedClose, "conn.close()", "with")

@@ -12,8 +12,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/faults"
-	"github.com/abortscope/abortscope/proxy"
 )
 
 // scopeClient is one connection of a scoping case: its connection
@@ -83,7 +83,7 @@ func probe(t *testing.T, p *testProxy, user, pass string, sc scopeClient, hit bo
 	}
 	c.quit(t)
 	ev := eventOf(t, p, user)
-	checkEvent(t, ev, want{proxy.VerdictClean, "idle", "client", "quit", 0})
+	checkEvent(t, ev, want{events.Clean, "idle", "client", "quit", 0})
 	if hit && (len(ev.FaultsFired) != 1 || ev.FaultsFired[0] != "scoped") || !hit && len(ev.FaultsFired) != 0 {
 		t.Errorf("event of %s: faults_fired %q, want hit=%v", user, ev.FaultsFired, hit)
 	}

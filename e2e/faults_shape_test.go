@@ -13,8 +13,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/faults"
-	"github.com/abortscope/abortscope/proxy"
 )
 
 // TestFaultErrorKeepsConnection: an injected deadlock (1213) reaches
@@ -41,7 +41,7 @@ func TestFaultErrorKeepsConnection(t *testing.T) {
 	}
 	c.quit(t)
 	ev := eventOf(t, p, user)
-	checkEvent(t, ev, want{proxy.VerdictClean, "idle", "client", "quit", 0})
+	checkEvent(t, ev, want{events.Clean, "idle", "client", "quit", 0})
 	if ev.Fault != "" || ev.Action != "" || len(ev.FaultsFired) != 1 || ev.FaultsFired[0] != "deadlock" {
 		t.Errorf("event fault=%q action=%q faults_fired=%q; want none, none, [deadlock]", ev.Fault, ev.Action, ev.FaultsFired)
 	}
@@ -151,7 +151,7 @@ func TestFaultBandwidth(t *testing.T) {
 func checkShaped(t *testing.T, p *testProxy, set *faults.Set, user, name string, minFired int64) {
 	t.Helper()
 	ev := eventOf(t, p, user)
-	checkEvent(t, ev, want{proxy.VerdictClean, "idle", "client", "quit", 0})
+	checkEvent(t, ev, want{events.Clean, "idle", "client", "quit", 0})
 	if ev.Fault != "" || len(ev.FaultsFired) != 1 || ev.FaultsFired[0] != name {
 		t.Errorf("event fault=%q faults_fired=%q; want none, [%s]", ev.Fault, ev.FaultsFired, name)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/faults"
 	"github.com/abortscope/abortscope/proxy"
 )
@@ -53,9 +54,9 @@ func fired(t testing.TB, set *faults.Set, name string) int64 {
 }
 
 // eventOf waits for the event of user's (only) connection.
-func eventOf(t testing.TB, p *testProxy, user string) proxy.Event {
+func eventOf(t testing.TB, p *testProxy, user string) events.Event {
 	t.Helper()
-	return p.Events.Wait(t, "connection of "+user, func(e proxy.Event) bool { return e.User == user })
+	return p.Events.Wait(t, "connection of "+user, func(e events.Event) bool { return e.User == user })
 }
 
 // gsConn is one go-sql-driver connection. A *sql.Conn, unlike the pool,
@@ -244,15 +245,17 @@ var abortReasons = map[string]int{
 
 // faultWant is what the event of a connection a rule ended must say.
 type faultWant struct {
-	phase, endedBy, close string
+	phase   string
+	endedBy events.Side
+	close   events.CloseKind
 }
 
 // checkFaultEvent checks the event of a connection that rule name (action
 // a) ended: verdict fault_injected, the rule and action named, and the
 // expected server error equal to what the server logged (logged).
-func checkFaultEvent(t testing.TB, ev proxy.Event, name string, a faults.Action, logged int, w faultWant) {
+func checkFaultEvent(t testing.TB, ev events.Event, name string, a faults.Action, logged int, w faultWant) {
 	t.Helper()
-	checkEvent(t, ev, want{proxy.VerdictFaultInjected, w.phase, w.endedBy, w.close, logged})
+	checkEvent(t, ev, want{events.FaultInjected, w.phase, w.endedBy, w.close, logged})
 	if ev.Fault != name || ev.Action != string(a) || ev.FaultID == "" {
 		t.Errorf("event fault=%q fault_id=%q action=%q, want %q, an id, %q", ev.Fault, ev.FaultID, ev.Action, name, a)
 	}
@@ -262,7 +265,7 @@ func checkFaultEvent(t testing.TB, ev proxy.Event, name string, a faults.Action,
 }
 
 // report logs what a recipe saw, for the README's recipe table.
-func report(t testing.TB, lines []string, clientErr any, ev proxy.Event) {
+func report(t testing.TB, lines []string, clientErr any, ev events.Event) {
 	t.Helper()
 	t.Logf("server log:\n  %s", strings.Join(lines, "\n  "))
 	t.Logf("client: %v", clientErr)

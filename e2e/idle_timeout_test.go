@@ -8,7 +8,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/client"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 // TestEndIdleTimeout: a session idle past its wait_timeout is reset by
@@ -28,7 +28,7 @@ func TestEndIdleTimeout(t *testing.T) {
 	}
 	id := c.GetConnectionID()
 	ev := p.Events.ByServerConn(t, id) // waits up to 15 s: the server acts after 2
-	if ev.Verdict != proxy.VerdictServerIdleTimeout || ev.Phase != "idle" || ev.EndedBy != "server" ||
+	if ev.Verdict != events.ServerIdleTimeout || ev.Phase != "idle" || ev.EndedBy != "server" ||
 		ev.Close != "rst" || ev.ExpectedServerError != 1159 || ev.IdleMS < 1500 {
 		t.Errorf("event: %+v", ev)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/internal/procnet"
 	"github.com/abortscope/abortscope/internal/redact"
 	"github.com/abortscope/abortscope/proxy"
@@ -49,7 +50,7 @@ func TestProcessCLIKilled(t *testing.T) {
 			if ev.ClientPID != pid || !strings.Contains(ev.ClientCmd, "mariadb") || !strings.Contains(ev.ClientCmd, "--user="+user) {
 				t.Errorf("client_pid %d client_cmd %q; want the killed CLI, pid %d", ev.ClientPID, ev.ClientCmd, pid)
 			}
-			if ev.Attrs["_pid"] != strconv.Itoa(pid) || ev.Query != slowQuery || ev.Verdict != proxy.VerdictClientAbortFlight {
+			if ev.Attrs["_pid"] != strconv.Itoa(pid) || ev.Query != slowQuery || ev.Verdict != events.ClientAbortInFlight {
 				t.Errorf("attrs %v query %q verdict %s", ev.Attrs, ev.Query, ev.Verdict)
 			}
 		})
@@ -139,8 +140,8 @@ func TestRedactQuery(t *testing.T) {
 	}
 	rows.Close()
 	pool.Close()
-	ev := p.Events.Wait(t, "user "+user, func(e proxy.Event) bool { return e.User == user })
-	if ev.Query != want || ev.Verdict != proxy.VerdictClean {
+	ev := p.Events.Wait(t, "user "+user, func(e events.Event) bool { return e.User == user })
+	if ev.Query != want || ev.Verdict != events.Clean {
 		t.Errorf("query %q verdict %s;\nwant %q and clean", ev.Query, ev.Verdict, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/explain"
 	"github.com/abortscope/abortscope/proxy"
 )
@@ -18,13 +19,13 @@ import (
 // collector is an EventSink that keeps events for assertions.
 type collector struct {
 	mu     sync.Mutex
-	events []proxy.Event
+	events []events.Event
 	notify chan struct{}
 }
 
 func newCollector() *collector { return &collector{notify: make(chan struct{}, 1)} }
 
-func (c *collector) Emit(e *proxy.Event) {
+func (c *collector) Emit(e *events.Event) {
 	c.mu.Lock()
 	c.events = append(c.events, *e)
 	c.mu.Unlock()
@@ -35,14 +36,14 @@ func (c *collector) Emit(e *proxy.Event) {
 }
 
 // All returns the events so far.
-func (c *collector) All() []proxy.Event {
+func (c *collector) All() []events.Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]proxy.Event(nil), c.events...)
+	return append([]events.Event(nil), c.events...)
 }
 
 // Wait returns the first event that match accepts, waiting up to 15 s.
-func (c *collector) Wait(t testing.TB, what string, match func(proxy.Event) bool) proxy.Event {
+func (c *collector) Wait(t testing.TB, what string, match func(events.Event) bool) events.Event {
 	t.Helper()
 	deadline := time.NewTimer(15 * time.Second)
 	defer deadline.Stop()
@@ -61,21 +62,21 @@ func (c *collector) Wait(t testing.TB, what string, match func(proxy.Event) bool
 }
 
 // ByServerConn waits for the event of server connection id.
-func (c *collector) ByServerConn(t testing.TB, id uint32) proxy.Event {
+func (c *collector) ByServerConn(t testing.TB, id uint32) events.Event {
 	t.Helper()
-	return c.Wait(t, fmt.Sprintf("server_conn_id %d", id), func(e proxy.Event) bool { return e.ServerConnID == id })
+	return c.Wait(t, fmt.Sprintf("server_conn_id %d", id), func(e events.Event) bool { return e.ServerConnID == id })
 }
 
 // ByClientAddr waits for the event of the client whose local address is addr.
-func (c *collector) ByClientAddr(t testing.TB, addr string) proxy.Event {
+func (c *collector) ByClientAddr(t testing.TB, addr string) events.Event {
 	t.Helper()
-	return c.Wait(t, "client "+addr, func(e proxy.Event) bool { return e.ClientAddr == addr })
+	return c.Wait(t, "client "+addr, func(e events.Event) bool { return e.ClientAddr == addr })
 }
 
 // Only waits for exactly n events and returns them.
-func (c *collector) Only(t testing.TB, n int) []proxy.Event {
+func (c *collector) Only(t testing.TB, n int) []events.Event {
 	t.Helper()
-	c.Wait(t, fmt.Sprintf("%d events", n), func(proxy.Event) bool { return len(c.All()) >= n })
+	c.Wait(t, fmt.Sprintf("%d events", n), func(events.Event) bool { return len(c.All()) >= n })
 	time.Sleep(50 * time.Millisecond) // a stray extra event would show now
 	all := c.All()
 	if len(all) != n {

@@ -25,6 +25,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/abortscope/abortscope/admin"
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/proxy"
 	rpt "github.com/abortscope/abortscope/report" // e2e has a func report
 )
@@ -42,7 +43,7 @@ func TestReportAndCorrelate(t *testing.T) {
 	bin := buildAbortscope(t)
 	offset := db.LogOffset()
 	live := &rpt.Aggregator{} // behind GET /clients, as in serve
-	p := startProxy(t, func(p *proxy.Proxy) { p.Events = proxy.Sinks{p.Events, live} })
+	p := startProxy(t, func(p *proxy.Proxy) { p.Events = events.Sinks{p.Events, live} })
 	user, pass := newUser(t, "rep")
 	dsn := fmt.Sprintf("%s:%s@tcp(%s)/mysql?connectionAttributes=program_name:billing-report", user, pass, p.Addr)
 
@@ -78,11 +79,11 @@ func TestReportAndCorrelate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	events, errLog := reportFiles(t, p.Events.All(), offset)
+	eventsFile, errLog := reportFiles(t, p.Events.All(), offset)
 
 	t.Run("report", func(t *testing.T) {
 		var sums []rpt.Summary
-		out := runBin(t, bin, "report", "--events", events, "--format", "json")
+		out := runBin(t, bin, "report", "--events", eventsFile, "--format", "json")
 		if err := json.Unmarshal([]byte(out), &sums); err != nil {
 			t.Fatalf("report --format json: %v\n%s", err, out)
 		}
@@ -91,11 +92,11 @@ func TestReportAndCorrelate(t *testing.T) {
 		}
 		b, g, n := sums[0], sums[1], sums[2]
 		if b.Program != "billing-report" || b.User != user || b.Host != "127.0.0.1" || b.Conns != 3 || b.Aborts != 2 ||
-			b.Verdicts[proxy.VerdictClientNoQuit] != 2 || b.Verdicts[proxy.VerdictClean] != 1 || b.ClientName != "Go-MySQL-Driver" ||
+			b.Verdicts[events.ClientNoQuit] != 2 || b.Verdicts[events.Clean] != 1 || b.ClientName != "Go-MySQL-Driver" ||
 			!slices.Equal(slices.Sorted(slices.Values(b.ServerConnIDs)), noQuit) || b.LastAbort == nil || b.LastAbort.ServerConnID != noQuit[1] {
 			t.Errorf("first client %+v; want billing-report: 3 connections, 2 no-quit (%v), 1 clean (%d)", b, noQuit, billingClean)
 		}
-		if g.Program != "abortscope-e2e" || g.Conns != 1 || g.Verdicts[proxy.VerdictClientAbortFlight] != 1 ||
+		if g.Program != "abortscope-e2e" || g.Conns != 1 || g.Verdicts[events.ClientAbortInFlight] != 1 ||
 			g.LastAbort == nil || g.LastAbort.ServerConnID != midResult || g.LastAbort.Phase != "result" {
 			t.Errorf("second client %+v; want the go-mysql client cut mid-result (%d)", g, midResult)
 		}
@@ -103,7 +104,7 @@ func TestReportAndCorrelate(t *testing.T) {
 			t.Errorf("third client %+v; want nightly-ok: 4 clean connections, ranked last despite having the most", n)
 		}
 
-		table := strings.Split(runBin(t, bin, "report", "--events", events), "\n")
+		table := strings.Split(runBin(t, bin, "report", "--events", eventsFile), "\n")
 		for i, want := range []string{"CLIENT", user + "@127.0.0.1  billing-report", user + "@127.0.0.1  abortscope-e2e", user + "@127.0.0.1  nightly-ok",
 			"3 clients, 8 connections, 3 aborted by the client (38%)"} {
 			if !strings.HasPrefix(table[i], want) {
@@ -133,7 +134,7 @@ func TestReportAndCorrelate(t *testing.T) {
 	})
 
 	t.Run("correlate", func(t *testing.T) {
-		out := runBin(t, bin, "correlate", "--events", events, "--error-log", errLog, "--log-tz", "Local", "--format", "json")
+		out := runBin(t, bin, "correlate", "--events", eventsFile, "--error-log", errLog, "--log-tz", "Local", "--format", "json")
 		var res struct {
 			Lines   []rpt.Match `json:"lines"`
 			Summary rpt.Totals  `json:"summary"`
@@ -145,10 +146,10 @@ func TestReportAndCorrelate(t *testing.T) {
 		for _, m := range res.Lines {
 			switch m.Conn {
 			case noQuit[0], noQuit[1]:
-				checkJoined(t, m, "billing-report", proxy.VerdictClientNoQuit, 1158)
+				checkJoined(t, m, "billing-report", events.ClientNoQuit, 1158)
 				seen[fmt.Sprint("noquit ", m.Conn, " ", m.Kind)] = true
 			case midResult:
-				checkJoined(t, m, "abortscope-e2e", proxy.VerdictClientAbortFlight, 1160)
+				checkJoined(t, m, "abortscope-e2e", events.ClientAbortInFlight, 1160)
 				seen[fmt.Sprint("midresult ", m.Kind, " ", m.Logged)] = true
 			case directID:
 				if m.Event != nil || m.Note != rpt.NoEvent {
@@ -170,7 +171,7 @@ func TestReportAndCorrelate(t *testing.T) {
 			t.Errorf("summary %+v; want 6 matched (2 lines for each aborted proxied connection), none disagreeing, the direct one unmatched", s)
 		}
 
-		table := runBin(t, bin, "correlate", "--events", events, "--error-log", errLog, "--log-tz", "Local")
+		table := runBin(t, bin, "correlate", "--events", eventsFile, "--error-log", errLog, "--log-tz", "Local")
 		rows := []*regexp.Regexp{
 			regexp.MustCompile(fmt.Sprintf(`(?m)^\d+ +[-0-9]+ [:0-9]+ +%d +write error 1160 +%s@127\.0\.0\.1:\d+ +abortscope-e2e +- +client_abort_in_flight +1160 +yes$`, midResult, user)),
 			regexp.MustCompile(fmt.Sprintf(`(?m)^\d+ +[-0-9]+ [:0-9]+ +%d +aborted: error reading +%s@127\.0\.0\.1:\d+ +billing-report +pid \d+ +client_no_quit +1158 +yes$`, noQuit[0], user)),
@@ -221,7 +222,7 @@ func billingConn(t *testing.T, dsn string, drop bool) uint32 {
 
 // checkJoined checks that a log line was joined to the event of client
 // program with verdict, and that both say expected.
-func checkJoined(t *testing.T, m rpt.Match, program, verdict string, expected int) {
+func checkJoined(t *testing.T, m rpt.Match, program string, verdict events.Verdict, expected int) {
 	t.Helper()
 	e := m.Event
 	if e == nil {
@@ -237,26 +238,25 @@ func checkJoined(t *testing.T, m rpt.Match, program, verdict string, expected in
 
 // reportFiles writes the events as serve does, and the error log from
 // offset on, to temporary files.
-func reportFiles(t *testing.T, evs []proxy.Event, offset int64) (events, errLog string) {
+func reportFiles(t *testing.T, evs []events.Event, offset int64) (eventsFile, errLog string) {
 	t.Helper()
 	dir := t.TempDir()
 	var b bytes.Buffer
-	sink := proxy.NewJSONLines(&b)
 	for i := range evs {
-		sink.Emit(&evs[i])
+		b.Write(events.Line(&evs[i]))
 	}
-	events, errLog = filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "error.log")
+	eventsFile, errLog = filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "error.log")
 	log, err := db.ErrorLogSince(offset)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(events, b.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(eventsFile, b.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(errLog, []byte(log), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return events, errLog
+	return eventsFile, errLog
 }
 
 // buildAbortscope builds the binary into a temporary directory.

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/abortscope/abortscope/admin"
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/metrics"
 	"github.com/abortscope/abortscope/proxy"
 )
@@ -28,10 +29,10 @@ func viewsProxy(t *testing.T) (*testProxy, string) {
 	reg := prometheus.NewRegistry()
 	tp := startProxy(t, func(p *proxy.Proxy) {
 		var err error
-		if m, err = metrics.New(reg, p); err != nil {
+		if m, err = metrics.New(reg, p, nil); err != nil {
 			t.Fatal(err)
 		}
-		p.Events = proxy.Sinks{p.Events, m}
+		p.Events = events.Sinks{p.Events, m}
 		p.QueryCapture = 256
 	})
 	srv := httptest.NewServer(admin.NewMux(admin.Options{
@@ -95,15 +96,15 @@ func TestViewsConnectionsAndMetrics(t *testing.T) {
 	}
 
 	body := getText(t, url+"/metrics")
-	events := tp.Events.All()
-	byVerdict := map[string]int{}
+	evs := tp.Events.All()
+	byVerdict := map[events.Verdict]int{}
 	var fromClient, fromServer uint64
-	for _, e := range events {
+	for _, e := range evs {
 		byVerdict[e.Verdict]++
 		fromClient += e.BytesFromClient
 		fromServer += e.BytesFromServer
 	}
-	if byVerdict[proxy.VerdictClean] != 2 || byVerdict[proxy.VerdictClientNoQuit] != 1 {
+	if byVerdict[events.Clean] != 2 || byVerdict[events.ClientNoQuit] != 1 {
 		t.Fatalf("events by verdict: %v", byVerdict)
 	}
 	for v, n := range byVerdict {
@@ -111,8 +112,8 @@ func TestViewsConnectionsAndMetrics(t *testing.T) {
 			t.Errorf("ended_total{verdict=%q} = %v, events say %d", v, got, n)
 		}
 	}
-	if got := metricValue(t, body, `abortscope_connection_duration_seconds_count`); got != float64(len(events)) {
-		t.Errorf("duration histogram count %v, want %d", got, len(events))
+	if got := metricValue(t, body, `abortscope_connection_duration_seconds_count`); got != float64(len(evs)) {
+		t.Errorf("duration histogram count %v, want %d", got, len(evs))
 	}
 	if got := metricValue(t, body, `abortscope_connections_active{phase="idle"}`); got != 1 {
 		t.Errorf("active{idle} = %v, want 1", got)

@@ -5,12 +5,12 @@ import (
 	"net"
 	"strings"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 // Classify returns the cause of e: the first row of Causes whose condition
 // holds. It never returns nil (the last row holds for every event).
-func Classify(e *proxy.Event) *Cause {
+func Classify(e *events.Event) *Cause {
 	for i := range Causes {
 		if Causes[i].match(e) {
 			return &Causes[i]
@@ -32,7 +32,7 @@ func ByCode(code string) *Cause {
 // Annotate fills e's Cause and Advice. It is the proxy's Annotate hook, so
 // it runs once per ended connection, from many goroutines at once; it
 // reads only e and the table.
-func Annotate(e *proxy.Event) {
+func Annotate(e *events.Event) {
 	c := Classify(e)
 	e.Cause = c.Code
 	e.Advice = c.AdviceFor(e.Attrs["_client_name"])
@@ -40,7 +40,7 @@ func Annotate(e *proxy.Event) {
 	case CauseServerIdleTimeout:
 		e.Advice = idleLearned(e) + " " + e.Advice
 	case CauseSkippedClose, CauseExitBeforeQuit, CauseKilledMidResult:
-		if e.Verdict == proxy.VerdictClientReset || e.Close == "rst" {
+		if e.Verdict == events.ClientReset || e.Close == "rst" {
 			e.Advice += " The socket was reset, not closed: the process may have been killed."
 		}
 	}
@@ -57,7 +57,7 @@ func (c *Cause) AdviceFor(clientName string) string {
 }
 
 // idleLearned says how the idle timeout was learned.
-func idleLearned(e *proxy.Event) string {
+func idleLearned(e *events.Event) string {
 	if e.ServerErrorCode == 4031 {
 		return fmt.Sprintf("Learned from the server's ERR 4031 after %.0f s idle.", e.IdleMS/1000)
 	}
@@ -68,7 +68,7 @@ func idleLearned(e *proxy.Event) string {
 // --log-warnings=2 or more), or "" when it logs none. The host is the one
 // the server sees: abortscope's address, which a loopback upstream logs as
 // localhost (no --skip-name-resolve).
-func ServerLogLine(e *proxy.Event) string {
+func ServerLogLine(e *events.Event) string {
 	host := "localhost"
 	if h, _, err := net.SplitHostPort(e.Upstream); err == nil {
 		if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
@@ -83,21 +83,21 @@ func ServerLogLine(e *proxy.Event) string {
 		return fmt.Sprintf("Aborted connection %d to db: '%s' user: '%s' host: '%s' (%s)", e.ServerConnID, db, user, host, why)
 	}
 	switch {
-	case e.Verdict == proxy.VerdictHandshakeAbort:
+	case e.Verdict == events.HandshakeAbort:
 		return aborted("unconnected", "unauthenticated", "This connection closed normally without authentication")
 	case e.ServerErrorCode == 1045 && e.ServerErrorMessage != "":
 		return e.ServerErrorMessage
-	case e.Verdict == proxy.VerdictServerClosed:
+	case e.Verdict == events.ServerClosed:
 		return aborted(db, e.User, "KILLED") + " (if it was KILLed or the server shut down)"
 	case e.ServerErrorCode == 1153:
 		return aborted(db, e.User, "Got a packet bigger than 'max_allowed_packet' bytes")
 	}
 	switch e.ExpectedServerError {
-	case proxy.ErNetReadError:
+	case events.ErNetReadError:
 		return aborted(db, e.User, "Got an error reading communication packets")
-	case proxy.ErNetErrorWrite:
+	case events.ErNetErrorOnWrite:
 		return aborted(db, e.User, "Got an error writing communication packets")
-	case proxy.ErNetReadTimeout:
+	case events.ErNetReadInterrupted:
 		return aborted(db, e.User, "Got timeout reading communication packets")
 	case 1156:
 		return aborted(db, e.User, "Got packets out of order")

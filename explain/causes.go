@@ -6,7 +6,7 @@
 package explain
 
 import (
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 // Cause codes. They are a contract, like the event's field names: add
@@ -63,7 +63,7 @@ type Cause struct {
 	// (LibraryOf), naming the setting or call.
 	Libraries map[string]string
 
-	match func(e *proxy.Event) bool
+	match func(e *events.Event) bool
 }
 
 const (
@@ -122,71 +122,71 @@ var Causes = []Cause{
 		Covers:    "`clean`",
 		ServerLog: "nothing",
 		Advice:    "Nothing to change.",
-		match:     verdict(proxy.VerdictClean)},
+		match:     verdict(events.Clean)},
 	{Code: CauseNetwork, Title: "network",
 		Covers:    "`server_reset`; close `timeout`: resets and timeouts neither end chose",
 		ServerLog: "depends on where the fault was; often nothing",
 		Advice:    "A reset or timeout neither end chose: check firewalls, NAT and load-balancer idle timeouts between client, abortscope and server, and TCP keepalive.",
-		match: func(e *proxy.Event) bool {
-			return e.Verdict == proxy.VerdictServerReset || e.Close == "timeout"
+		match: func(e *events.Event) bool {
+			return e.Verdict == events.ServerReset || e.Close == "timeout"
 		}},
 	{Code: CauseExitBeforeQuit, Title: "exited right after the last reply",
 		Covers:    "`client_no_quit` with `idle_ms` under 5: the socket closed right after the last reply",
 		ServerLog: logRead,
 		Advice:    "The process exited before its close reached the server (typical of callback-style libraries); end the connection and wait for it before exiting.",
 		Libraries: exitAdvice,
-		match: func(e *proxy.Event) bool {
-			return e.Verdict == proxy.VerdictClientNoQuit && e.IdleMS < exitBeforeQuitMS
+		match: func(e *events.Event) bool {
+			return e.Verdict == events.ClientNoQuit && e.IdleMS < exitBeforeQuitMS
 		}},
 	{Code: CauseSkippedClose, Title: "never closed the connection",
 		Covers:    "`client_no_quit`, `client_reset`: the client left while idle without `COM_QUIT`",
 		ServerLog: logRead,
 		Advice:    "The program never called mysql_close() (or its library's close); close connections and pools before exit.",
 		Libraries: closeAdvice,
-		match:     verdict(proxy.VerdictClientNoQuit, proxy.VerdictClientReset)},
+		match:     verdict(events.ClientNoQuit, events.ClientReset)},
 	{Code: CauseServerIdleTimeout, Title: "idle past wait_timeout",
 		Covers:    "`server_idle_timeout`: MariaDB reset a connection idle past `wait_timeout` (`interactive_timeout`), learned from its reset-while-idle signature; MySQL's ERR 4031",
 		ServerLog: logTimeout,
 		Advice:    "Keep the pool's idle time and max lifetime below the server's `wait_timeout`, or raise `wait_timeout`.",
 		Libraries: idleAdvice,
-		match:     verdict(proxy.VerdictServerIdleTimeout)},
+		match:     verdict(events.ServerIdleTimeout)},
 	{Code: CauseKilledMidResult, Title: "left at once with unread rows",
 		Covers:    "`client_abort_in_flight`, phase `result`, `idle_ms` under 1000: the client left while rows were still arriving (killed, crashed, or closed a half-read result); usually close `rst`",
 		ServerLog: logWrite,
 		Advice:    "The process died or dropped the connection in the middle of a result; find why it exited (OOM, kill, crash) or read results to the end before closing.",
 		Libraries: closeAdvice,
-		match: func(e *proxy.Event) bool {
-			return e.Verdict == proxy.VerdictClientAbortFlight && e.Phase == "result" && e.IdleMS < stalledMS
+		match: func(e *events.Event) bool {
+			return e.Verdict == events.ClientAbortInFlight && e.Phase == "result" && e.IdleMS < stalledMS
 		}},
 	{Code: CauseClientStoppedReading, Title: "stopped reading, then left",
 		Covers:    "`client_abort_in_flight`, phase `result`, `idle_ms` 1000 or more: the client stopped reading a result, then left (a client-side timeout mid-result)",
 		ServerLog: logWrite,
 		Advice:    "The client stopped reading a result and gave up later; read results to the end (or page them) before slow work, and close result sets early.",
 		Libraries: stoppedReadingAdvice,
-		match: func(e *proxy.Event) bool {
-			return e.Verdict == proxy.VerdictClientAbortFlight && e.Phase == "result"
+		match: func(e *events.Event) bool {
+			return e.Verdict == events.ClientAbortInFlight && e.Phase == "result"
 		}},
 	{Code: CauseClientReadTimeout, Title: "client timed out waiting",
 		Covers:    "`client_abort_in_flight`, phase `command`, `idle_ms` 500 or more: the client left while the server was still computing, after waiting `idle_ms`: its read timeout was shorter than the query",
 		ServerLog: "after a FIN: " + logRead + " when the statement ends; after a RST: 1160",
 		Advice:    "The client's read timeout (or deadline) was shorter than the statement; raise it or make the statement faster. The server finishes the statement anyway.",
 		Libraries: readTimeoutAdvice,
-		match: func(e *proxy.Event) bool {
-			return e.Verdict == proxy.VerdictClientAbortFlight && e.Phase == "command" && e.IdleMS >= waitedMS
+		match: func(e *events.Event) bool {
+			return e.Verdict == events.ClientAbortInFlight && e.Phase == "command" && e.IdleMS >= waitedMS
 		}},
 	{Code: CauseAbandonedQuery, Title: "left right after sending a statement",
 		Covers:    "`client_abort_in_flight`, phase `command`, `idle_ms` under 500: the client left right after sending (killed, cancelled)",
 		ServerLog: "after a FIN: 1158 when the statement ends; after a RST: 1160",
 		Advice:    "The client went away right after sending a statement; look for a process kill, a cancelled context or a crash.",
-		match: func(e *proxy.Event) bool {
-			return e.Verdict == proxy.VerdictClientAbortFlight && e.Phase == "command"
+		match: func(e *events.Event) bool {
+			return e.Verdict == events.ClientAbortInFlight && e.Phase == "command"
 		}},
 	{Code: CauseInfileAborted, Title: "LOAD DATA LOCAL upload cut",
 		Covers:    "`client_abort_in_flight`, phase `infile`",
 		ServerLog: logRead,
 		Advice:    "The client stopped in the middle of a `LOAD DATA LOCAL INFILE` upload; check the file it read and that it is not killed during the upload.",
-		match: func(e *proxy.Event) bool {
-			return e.Verdict == proxy.VerdictClientAbortFlight && e.Phase == "infile"
+		match: func(e *events.Event) bool {
+			return e.Verdict == events.ClientAbortInFlight && e.Phase == "infile"
 		}},
 	{Code: CausePacketTooLarge, Title: "packet larger than max_allowed_packet",
 		Covers:    "`server_error` or `auth_failed` with `server_error_code` 1153",
@@ -207,50 +207,50 @@ var Causes = []Cause{
 		Covers:    "`auth_failed` with any code not above; `server_error` with 1045 or 1130",
 		ServerLog: "`Access denied for user 'u'@'host' (using password: YES)`; `Aborted_connects`+1",
 		Advice:    "Wrong user, password or host grant; check the credentials the application reads and the account's host part (it sees abortscope's address unless PROXY protocol is on).",
-		match: func(e *proxy.Event) bool {
-			return e.Verdict == proxy.VerdictAuthFailed || serverCode(1045, 1130)(e)
+		match: func(e *events.Event) bool {
+			return e.Verdict == events.AuthFailed || serverCode(1045, 1130)(e)
 		}},
 	{Code: CauseServerKilledOrShutdown, Title: "killed or shut down by the server",
 		Covers:    "`server_closed`; `server_error` with 1053 or 1927",
 		ServerLog: "`Aborted connection N … (KILLED)` for `KILL` and shutdown",
 		Advice:    "The server ended the connection: a `KILL`, a shutdown or restart; look for who ran `KILL` (`max_statement_time`, an operator, a watchdog) or a restart.",
-		match: func(e *proxy.Event) bool {
-			return e.Verdict == proxy.VerdictServerClosed || serverCode(1053, 1927)(e)
+		match: func(e *events.Event) bool {
+			return e.Verdict == events.ServerClosed || serverCode(1053, 1927)(e)
 		}},
 	{Code: CauseServerError, Title: "other server error",
 		Covers:    "`server_error` with any other code",
 		ServerLog: "depends on the error",
 		Advice:    "The server sent an error and closed; see `server_error_code` and `server_error_message`.",
-		match:     verdict(proxy.VerdictServerError)},
+		match:     verdict(events.ServerError)},
 	{Code: CauseHandshakeAbort, Title: "left during the handshake",
 		Covers:    "`handshake_abort`",
 		ServerLog: "`Aborted connection N to db: 'unconnected' user: 'unauthenticated' … (This connection closed normally without authentication)`; `Aborted_connects`+1",
 		Advice:    "The client left before logging in: a health check that only opens a TCP connection, a TLS mismatch, or a connect timeout shorter than the handshake.",
-		match:     verdict(proxy.VerdictHandshakeAbort)},
+		match:     verdict(events.HandshakeAbort)},
 	{Code: CauseUpstreamUnreachable, Title: "server unreachable",
 		Covers:    "`upstream_unreachable`",
 		ServerLog: "nothing (it never got there)",
 		Advice:    "abortscope could not reach the server; check `--upstream`, that the server is up and the network between them.",
-		match:     verdict(proxy.VerdictUpstreamUnreachable)},
+		match:     verdict(events.UpstreamUnreachable)},
 	{Code: CauseProxyShutdown, Title: "abortscope stopped",
 		Covers:    "`proxy_shutdown`",
 		ServerLog: "nothing for idle connections; 1160 if cut mid-reply",
 		Advice:    "abortscope was stopped; clients should reconnect.",
-		match:     verdict(proxy.VerdictProxyShutdown)},
+		match:     verdict(events.ProxyShutdown)},
 	{Code: CauseFaultInjected, Title: "fault injected",
 		Covers:    "`fault_injected`",
 		ServerLog: "what the fault's action reproduces",
 		Advice:    "A fault rule ended the connection on purpose (see `fault`, `action`).",
-		match:     verdict(proxy.VerdictFaultInjected)},
+		match:     verdict(events.FaultInjected)},
 	{Code: CauseUnknown, Title: "unknown",
 		Covers:    "anything else (e.g. `client_abort_in_flight` during a binlog dump)",
 		ServerLog: "see the verdict",
 		Advice:    "No cause in the table fits; see the verdict and phase.",
-		match:     func(*proxy.Event) bool { return true }},
+		match:     func(*events.Event) bool { return true }},
 }
 
-func verdict(vs ...string) func(*proxy.Event) bool {
-	return func(e *proxy.Event) bool {
+func verdict(vs ...events.Verdict) func(*events.Event) bool {
+	return func(e *events.Event) bool {
 		for _, v := range vs {
 			if e.Verdict == v {
 				return true
@@ -260,9 +260,9 @@ func verdict(vs ...string) func(*proxy.Event) bool {
 	}
 }
 
-func serverCode(codes ...int) func(*proxy.Event) bool {
-	return func(e *proxy.Event) bool {
-		if e.Verdict != proxy.VerdictServerError && e.Verdict != proxy.VerdictAuthFailed {
+func serverCode(codes ...int) func(*events.Event) bool {
+	return func(e *events.Event) bool {
+		if e.Verdict != events.ServerError && e.Verdict != events.AuthFailed {
 			return false
 		}
 		for _, c := range codes {

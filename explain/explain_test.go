@@ -1,10 +1,11 @@
 package explain
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 func TestAnnotate(t *testing.T) {
@@ -14,41 +15,41 @@ func TestAnnotate(t *testing.T) {
 	hikari := map[string]string{"_client_name": "MariaDB Connector/J"}
 	tests := []struct {
 		name   string
-		ev     proxy.Event
+		ev     events.Event
 		cause  string
 		advice string // a substring the advice must hold
 	}{
-		{"clean", proxy.Event{Verdict: "clean", Close: "quit"}, CauseClean, "Nothing"},
-		{"no_quit pymysql", proxy.Event{Verdict: "client_no_quit", Close: "fin", IdleMS: 300, Attrs: py}, CauseSkippedClose, "conn.close()"},
-		{"no_quit go", proxy.Event{Verdict: "client_no_quit", Close: "fin", IdleMS: 300, Attrs: goDriver}, CauseSkippedClose, "db.Close()"},
-		{"reset idle", proxy.Event{Verdict: "client_reset", Close: "rst", IdleMS: 300}, CauseSkippedClose, "killed"},
-		{"no_quit unknown lib", proxy.Event{Verdict: "client_no_quit", IdleMS: 300}, CauseSkippedClose, "mysql_close()"},
-		{"exit before quit node", proxy.Event{Verdict: "client_no_quit", Close: "fin", IdleMS: 0.4, Attrs: node}, CauseExitBeforeQuit, "connection.end()"},
-		{"idle timeout go", proxy.Event{Verdict: "server_idle_timeout", IdleMS: 2000, Attrs: goDriver}, CauseServerIdleTimeout, "SetConnMaxIdleTime"},
-		{"idle timeout learned", proxy.Event{Verdict: "server_idle_timeout", IdleMS: 2000, Attrs: hikari}, CauseServerIdleTimeout, "Learned from MariaDB"},
-		{"idle timeout hikari", proxy.Event{Verdict: "server_idle_timeout", IdleMS: 2000, Attrs: hikari}, CauseServerIdleTimeout, "maxLifetime"},
-		{"idle timeout 4031", proxy.Event{Verdict: "server_idle_timeout", ServerErrorCode: 4031, IdleMS: 8000}, CauseServerIdleTimeout, "ERR 4031"},
-		{"killed mid result", proxy.Event{Verdict: "client_abort_in_flight", Phase: "result", Close: "rst", IdleMS: 3}, CauseKilledMidResult, "middle of a result"},
-		{"stopped reading", proxy.Event{Verdict: "client_abort_in_flight", Phase: "result", Close: "rst", IdleMS: 1500, Attrs: py}, CauseClientStoppedReading, "SSCursor"},
-		{"read timeout go", proxy.Event{Verdict: "client_abort_in_flight", Phase: "command", Close: "fin", IdleMS: 1000, Attrs: goDriver}, CauseClientReadTimeout, "readTimeout"},
-		{"abandoned", proxy.Event{Verdict: "client_abort_in_flight", Phase: "command", Close: "rst", IdleMS: 20}, CauseAbandonedQuery, "cancelled"},
-		{"infile", proxy.Event{Verdict: "client_abort_in_flight", Phase: "infile"}, CauseInfileAborted, "LOAD DATA"},
-		{"packet too large", proxy.Event{Verdict: "server_error", ServerErrorCode: 1153}, CausePacketTooLarge, "max_allowed_packet"},
-		{"access denied", proxy.Event{Verdict: "auth_failed", ServerErrorCode: 1045}, CauseAccessDenied, "password"},
-		{"too many", proxy.Event{Verdict: "server_error", ServerErrorCode: 1040}, CauseTooManyConnections, "max_connections"},
-		{"too many at login", proxy.Event{Verdict: "auth_failed", ServerErrorCode: 1040, Phase: "handshake"}, CauseTooManyConnections, "max_connections"},
-		{"user limit", proxy.Event{Verdict: "server_error", ServerErrorCode: 1203}, CauseTooManyConnections, "max_connections"},
-		{"host blocked", proxy.Event{Verdict: "server_error", ServerErrorCode: 1129}, CauseHostBlocked, "FLUSH HOSTS"},
-		{"killed", proxy.Event{Verdict: "server_closed", Close: "fin"}, CauseServerKilledOrShutdown, "KILL"},
-		{"shutdown err", proxy.Event{Verdict: "server_error", ServerErrorCode: 1053}, CauseServerKilledOrShutdown, "KILL"},
-		{"other server error", proxy.Event{Verdict: "server_error", ServerErrorCode: 1156}, CauseServerError, "server_error_code"},
-		{"server reset", proxy.Event{Verdict: "server_reset", Close: "rst", Phase: "command"}, CauseNetwork, "firewalls"},
-		{"timeout", proxy.Event{Verdict: "client_abort_in_flight", Close: "timeout", Phase: "result"}, CauseNetwork, "keepalive"},
-		{"handshake", proxy.Event{Verdict: "handshake_abort"}, CauseHandshakeAbort, "health check"},
-		{"unreachable", proxy.Event{Verdict: "upstream_unreachable", Close: "dial_error"}, CauseUpstreamUnreachable, "--upstream"},
-		{"proxy shutdown", proxy.Event{Verdict: "proxy_shutdown", Close: "shutdown"}, CauseProxyShutdown, "reconnect"},
-		{"fault", proxy.Event{Verdict: "fault_injected", Close: "fault"}, CauseFaultInjected, "fault rule"},
-		{"binlog", proxy.Event{Verdict: "client_abort_in_flight", Phase: "binlog", Close: "fin"}, CauseUnknown, "verdict"},
+		{"clean", events.Event{Verdict: "clean", Close: "quit"}, CauseClean, "Nothing"},
+		{"no_quit pymysql", events.Event{Verdict: "client_no_quit", Close: "fin", IdleMS: 300, Attrs: py}, CauseSkippedClose, "conn.close()"},
+		{"no_quit go", events.Event{Verdict: "client_no_quit", Close: "fin", IdleMS: 300, Attrs: goDriver}, CauseSkippedClose, "db.Close()"},
+		{"reset idle", events.Event{Verdict: "client_reset", Close: "rst", IdleMS: 300}, CauseSkippedClose, "killed"},
+		{"no_quit unknown lib", events.Event{Verdict: "client_no_quit", IdleMS: 300}, CauseSkippedClose, "mysql_close()"},
+		{"exit before quit node", events.Event{Verdict: "client_no_quit", Close: "fin", IdleMS: 0.4, Attrs: node}, CauseExitBeforeQuit, "connection.end()"},
+		{"idle timeout go", events.Event{Verdict: "server_idle_timeout", IdleMS: 2000, Attrs: goDriver}, CauseServerIdleTimeout, "SetConnMaxIdleTime"},
+		{"idle timeout learned", events.Event{Verdict: "server_idle_timeout", IdleMS: 2000, Attrs: hikari}, CauseServerIdleTimeout, "Learned from MariaDB"},
+		{"idle timeout hikari", events.Event{Verdict: "server_idle_timeout", IdleMS: 2000, Attrs: hikari}, CauseServerIdleTimeout, "maxLifetime"},
+		{"idle timeout 4031", events.Event{Verdict: "server_idle_timeout", ServerErrorCode: 4031, IdleMS: 8000}, CauseServerIdleTimeout, "ERR 4031"},
+		{"killed mid result", events.Event{Verdict: "client_abort_in_flight", Phase: "result", Close: "rst", IdleMS: 3}, CauseKilledMidResult, "middle of a result"},
+		{"stopped reading", events.Event{Verdict: "client_abort_in_flight", Phase: "result", Close: "rst", IdleMS: 1500, Attrs: py}, CauseClientStoppedReading, "SSCursor"},
+		{"read timeout go", events.Event{Verdict: "client_abort_in_flight", Phase: "command", Close: "fin", IdleMS: 1000, Attrs: goDriver}, CauseClientReadTimeout, "readTimeout"},
+		{"abandoned", events.Event{Verdict: "client_abort_in_flight", Phase: "command", Close: "rst", IdleMS: 20}, CauseAbandonedQuery, "cancelled"},
+		{"infile", events.Event{Verdict: "client_abort_in_flight", Phase: "infile"}, CauseInfileAborted, "LOAD DATA"},
+		{"packet too large", events.Event{Verdict: "server_error", ServerErrorCode: 1153}, CausePacketTooLarge, "max_allowed_packet"},
+		{"access denied", events.Event{Verdict: "auth_failed", ServerErrorCode: 1045}, CauseAccessDenied, "password"},
+		{"too many", events.Event{Verdict: "server_error", ServerErrorCode: 1040}, CauseTooManyConnections, "max_connections"},
+		{"too many at login", events.Event{Verdict: "auth_failed", ServerErrorCode: 1040, Phase: "handshake"}, CauseTooManyConnections, "max_connections"},
+		{"user limit", events.Event{Verdict: "server_error", ServerErrorCode: 1203}, CauseTooManyConnections, "max_connections"},
+		{"host blocked", events.Event{Verdict: "server_error", ServerErrorCode: 1129}, CauseHostBlocked, "FLUSH HOSTS"},
+		{"killed", events.Event{Verdict: "server_closed", Close: "fin"}, CauseServerKilledOrShutdown, "KILL"},
+		{"shutdown err", events.Event{Verdict: "server_error", ServerErrorCode: 1053}, CauseServerKilledOrShutdown, "KILL"},
+		{"other server error", events.Event{Verdict: "server_error", ServerErrorCode: 1156}, CauseServerError, "server_error_code"},
+		{"server reset", events.Event{Verdict: "server_reset", Close: "rst", Phase: "command"}, CauseNetwork, "firewalls"},
+		{"timeout", events.Event{Verdict: "client_abort_in_flight", Close: "timeout", Phase: "result"}, CauseNetwork, "keepalive"},
+		{"handshake", events.Event{Verdict: "handshake_abort"}, CauseHandshakeAbort, "health check"},
+		{"unreachable", events.Event{Verdict: "upstream_unreachable", Close: "dial_error"}, CauseUpstreamUnreachable, "--upstream"},
+		{"proxy shutdown", events.Event{Verdict: "proxy_shutdown", Close: "shutdown"}, CauseProxyShutdown, "reconnect"},
+		{"fault", events.Event{Verdict: "fault_injected", Close: "fault"}, CauseFaultInjected, "fault rule"},
+		{"binlog", events.Event{Verdict: "client_abort_in_flight", Phase: "binlog", Close: "fin"}, CauseUnknown, "verdict"},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {
@@ -92,7 +93,7 @@ func TestCodesUnique(t *testing.T) {
 		}
 		seen[c.Code] = true
 		for lib := range c.Libraries {
-			if libraryName(lib) == lib {
+			if !slices.ContainsFunc(libraryNames, func(l struct{ key, name string }) bool { return l.key == lib }) {
 				t.Errorf("cause %q: advice for unknown library %q", c.Code, lib)
 			}
 		}
@@ -100,24 +101,24 @@ func TestCodesUnique(t *testing.T) {
 }
 
 func TestServerLogLine(t *testing.T) {
-	e := proxy.Event{ServerConnID: 42, DB: "shop", User: "app", Upstream: "127.0.0.1:3306",
+	e := events.Event{ServerConnID: 42, DB: "shop", User: "app", Upstream: "127.0.0.1:3306",
 		Verdict: "client_abort_in_flight", ExpectedServerError: 1160}
 	want := "Aborted connection 42 to db: 'shop' user: 'app' host: 'localhost' (Got an error writing communication packets)"
 	if got := ServerLogLine(&e); got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
-	e = proxy.Event{ServerConnID: 7, Upstream: "db:3306", Verdict: "handshake_abort"}
+	e = events.Event{ServerConnID: 7, Upstream: "db:3306", Verdict: "handshake_abort"}
 	if got := ServerLogLine(&e); !strings.Contains(got, "'unauthenticated' host: '<abortscope's host>' (This connection closed normally") {
 		t.Errorf("handshake: %q", got)
 	}
-	denied := proxy.Event{Verdict: "auth_failed", ServerErrorCode: 1045, ServerErrorMessage: "Access denied for user 'a'@'localhost' (using password: YES)"}
+	denied := events.Event{Verdict: "auth_failed", ServerErrorCode: 1045, ServerErrorMessage: "Access denied for user 'a'@'localhost' (using password: YES)"}
 	if got := ServerLogLine(&denied); got != denied.ServerErrorMessage {
 		t.Errorf("access denied: %q", got)
 	}
-	if got := ServerLogLine(&proxy.Event{Verdict: "auth_failed", ServerErrorCode: 1040, ServerErrorMessage: "Too many connections"}); got != "" {
+	if got := ServerLogLine(&events.Event{Verdict: "auth_failed", ServerErrorCode: 1040, ServerErrorMessage: "Too many connections"}); got != "" {
 		t.Errorf("1040: %q, want none", got)
 	}
-	if got := ServerLogLine(&proxy.Event{Verdict: "clean"}); got != "" {
+	if got := ServerLogLine(&events.Event{Verdict: "clean"}); got != "" {
 		t.Errorf("clean: %q, want none", got)
 	}
 }

@@ -45,12 +45,3 @@ func LibraryOf(clientName string) string {
 	}
 	return ""
 }
-
-func libraryName(key string) string {
-	for _, l := range libraryNames {
-		if l.key == key {
-			return l.name
-		}
-	}
-	return key
-}

@@ -100,7 +100,9 @@ func view() *View {
 		Phase: "result", ResultBytes: 70000, ResultRows: 10, Commands: 3}
 }
 
-var all = NewActionSet(Actions...)
+// all is a client chunk at which every client-side action fits: a whole
+// command that ends with a COM_QUIT.
+var all = &Chunk{FromClient: true, Len: 20, StartsCommand: true, FirstLen: 11, QuitAt: 15}
 
 func TestMatchAndTrigger(t *testing.T) {
 	for _, tc := range []struct {
@@ -138,14 +140,37 @@ func TestMatchAndTrigger(t *testing.T) {
 	}
 }
 
-func TestActionSetLimitsCheck(t *testing.T) {
-	s := NewSet(1, nil)
-	s.Add(Rule{Action: DropQuit})
-	if f := s.Check(NewActionSet(ResetServer, CloseServer), view()); f != nil {
-		t.Errorf("drop_quit fired where only reset/close are possible: %+v", f)
-	}
-	if f := s.Check(NewActionSet(DropQuit), view()); f == nil || f.Action != DropQuit {
-		t.Errorf("drop_quit did not fire: %+v", f)
+// TestChunkLimitsCheck: a rule fires only at a chunk where its action can
+// be carried out.
+func TestChunkLimitsCheck(t *testing.T) {
+	for _, tc := range []struct {
+		action Action
+		ch     Chunk
+		fire   bool
+	}{
+		{DropQuit, Chunk{FromClient: true, Len: 20, QuitAt: -1}, false},
+		{DropQuit, Chunk{FromClient: true, Len: 20, QuitAt: 15}, true},
+		{DropQuit, Chunk{FromClient: true, Len: 20, QuitAt: 15, Ended: true}, false},
+		{StallServer, Chunk{FromClient: true, Len: 20, QuitAt: -1}, false},
+		{StallServer, Chunk{Len: 20, QuitAt: -1}, true},
+		{CorruptSeq, Chunk{FromClient: true, Len: 20, QuitAt: -1}, false},
+		{CorruptSeq, Chunk{FromClient: true, Len: 20, StartsCommand: true, FirstLen: 30, QuitAt: -1}, true},
+		{Truncate, Chunk{FromClient: true, Len: 20, StartsCommand: true, FirstLen: 30, QuitAt: -1}, false}, // not whole
+		{Truncate, Chunk{FromClient: true, Len: 20, StartsCommand: true, FirstLen: 16, QuitAt: -1}, true},
+		{Error, Chunk{FromClient: true, Len: 20, StartsCommand: true, FirstLen: 16, QuitAt: -1}, false},
+		{Error, Chunk{FromClient: true, Len: 20, StartsCommand: true, FirstLen: 16, OnlyCommand: true, QuitAt: -1}, true},
+		{ResetServer, Chunk{Len: 20, QuitAt: -1}, true},
+		{ResetServer, Chunk{Len: 20, QuitAt: -1, Ended: true}, false},
+		{Latency, Chunk{Len: 20, QuitAt: -1, Ended: true}, true},
+	} {
+		s := NewSet(1, nil)
+		r := Rule{Action: tc.action, DurationMS: 10, Code: 1213, LatencyMS: 5}
+		if _, err := s.Add(r); err != nil {
+			t.Fatal(err)
+		}
+		if f := s.Check(&tc.ch, view()); (f != nil) != tc.fire {
+			t.Errorf("%s at %+v: fired %v, want %v", tc.action, tc.ch, f != nil, tc.fire)
+		}
 	}
 }
 

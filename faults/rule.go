@@ -12,47 +12,16 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/abortscope/abortscope/protocol"
 )
-
-// Action is what a rule does when it fires.
-type Action string
-
-const (
-	ResetServer Action = "reset_server" // RST the upstream socket
-	CloseServer Action = "close_server" // FIN the upstream without COM_QUIT
-	StallServer Action = "stall_server" // stop reading the server for duration_ms
-	DropQuit    Action = "drop_quit"    // swallow the client's COM_QUIT, then FIN the upstream
-	CorruptSeq  Action = "corrupt_seq"  // change the sequence id of the next client packet
-	Oversize    Action = "oversize"     // send a header larger than max_allowed_packet
-	Truncate    Action = "truncate"     // forward half of the next client packet, then hold (or close)
-	ResetClient Action = "reset_client" // RST toward the client
-	CloseClient Action = "close_client" // FIN toward the client
-	StallClient Action = "stall_client" // stop forwarding to the client for duration_ms
-	Error       Action = "error"        // answer the matching command with an ERR packet
-	Latency     Action = "latency"      // delay each chunk by latency_ms ± jitter_ms
-	Bandwidth   Action = "bandwidth"    // limit throughput to rate_kbps
-	Blackhole   Action = "blackhole"    // drop everything both ways, keep the sockets open
-)
-
-// Actions lists every action, in the README's order.
-var Actions = []Action{ResetServer, CloseServer, StallServer, DropQuit, CorruptSeq, Oversize,
-	Truncate, ResetClient, CloseClient, StallClient, Error, Latency, Bandwidth, Blackhole}
 
 // Phases a trigger can name; the same names as the event's phase field.
-var Phases = []string{"handshake", "idle", "command", "result", "infile"}
+var phases = []string{protocol.PhaseHandshake.String(), protocol.PhaseIdle.String(),
+	protocol.PhaseCommand.String(), protocol.PhaseResult.String(), protocol.PhaseInfile.String()}
 
-// Ends reports whether the action ends the connection (its event then says
-// verdict fault_injected). Latency, bandwidth and an error without
-// then_close shape traffic and leave the ending to what follows.
-func (a Action) Ends(thenClose bool) bool {
-	switch a {
-	case Latency, Bandwidth:
-		return false
-	case Error:
-		return thenClose
-	}
-	return true
-}
+// Phases lists the phases a trigger can name.
+func Phases() []string { return append([]string(nil), phases...) }
 
 // Rule is one fault rule. Zero match fields match anything; all set ones
 // must hold. JSON field names are the API's and the CLI flags'.
@@ -111,6 +80,7 @@ func fieldErr(field, format string, args ...any) error {
 // compiled is a validated rule with its parsed parts.
 type compiled struct {
 	Rule
+	def    definition
 	client *net.IPNet
 	query  *regexp.Regexp
 	toSrv  bool // latency/bandwidth apply client -> server
@@ -127,7 +97,7 @@ func compile(r Rule) (*compiled, error) {
 			c.Attrs[k] = v
 		}
 	}
-	if !validAction(r.Action) {
+	if c.def = definitionOf(r.Action); c.def == nil {
 		return nil, fieldErr("action", "unknown action %q; one of %s", r.Action, joinActions())
 	}
 	if r.Client != "" {
@@ -144,8 +114,8 @@ func compile(r Rule) (*compiled, error) {
 		}
 		c.query = re
 	}
-	if r.Phase != "" && !contains(Phases, r.Phase) {
-		return nil, fieldErr("phase", "unknown phase %q; one of %s", r.Phase, strings.Join(Phases, ", "))
+	if r.Phase != "" && !contains(phases, r.Phase) {
+		return nil, fieldErr("phase", "unknown phase %q; one of %s", r.Phase, strings.Join(phases, ", "))
 	}
 	if p := r.Probability; p != nil && (*p < 0 || *p > 1 || *p != *p) {
 		return nil, fieldErr("probability", "must be between 0 and 1, got %v", *p)
@@ -170,35 +140,8 @@ func compile(r Rule) (*compiled, error) {
 			return nil, fieldErr(f.name, "must be at most %d, got %d", maxParam, f.v)
 		}
 	}
-	switch r.Action {
-	case StallServer, StallClient:
-		if r.DurationMS == 0 {
-			return nil, fieldErr("duration_ms", "%s needs duration_ms > 0", r.Action)
-		}
-	case Latency:
-		if r.LatencyMS == 0 {
-			return nil, fieldErr("latency_ms", "latency needs latency_ms > 0")
-		}
-		if r.JitterMS > r.LatencyMS {
-			return nil, fieldErr("jitter_ms", "must not exceed latency_ms (%d)", r.LatencyMS)
-		}
-	case Bandwidth:
-		if r.RateKbps == 0 {
-			return nil, fieldErr("rate_kbps", "bandwidth needs rate_kbps > 0")
-		}
-	case Error:
-		if r.Code == 0 {
-			return nil, fieldErr("code", "error needs an error code, e.g. 1213")
-		}
-		if r.State == "" {
-			c.State = defaultState(r.Code)
-		}
-		if len(c.State) != 5 {
-			return nil, fieldErr("state", "SQLSTATE must be 5 characters, got %q", c.State)
-		}
-		if r.Message == "" {
-			c.Message = defaultMessage(r.Code)
-		}
+	if err := c.def.check(c); err != nil {
+		return nil, err
 	}
 	switch r.Direction {
 	case "", "both":
@@ -210,7 +153,7 @@ func compile(r Rule) (*compiled, error) {
 	default:
 		return nil, fieldErr("direction", "one of client_to_server, server_to_client, both; got %q", r.Direction)
 	}
-	if r.Direction != "" && r.Action != Latency && r.Action != Bandwidth {
+	if _, ok := c.def.(takesDirection); r.Direction != "" && !ok {
 		return nil, fieldErr("direction", "only latency and bandwidth take a direction")
 	}
 	return c, nil
@@ -219,23 +162,6 @@ func compile(r Rule) (*compiled, error) {
 // maxParam bounds duration_ms, latency_ms, jitter_ms (about 11.5 days) and
 // rate_kbps (1 Tbit/s).
 const maxParam = 1_000_000_000
-
-func validAction(a Action) bool {
-	for _, x := range Actions {
-		if a == x {
-			return true
-		}
-	}
-	return false
-}
-
-func joinActions() string {
-	s := make([]string, len(Actions))
-	for i, a := range Actions {
-		s[i] = string(a)
-	}
-	return strings.Join(s, ", ")
-}
 
 func contains(list []string, s string) bool {
 	for _, x := range list {
@@ -315,3 +241,12 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	*d = Duration(v)
 	return nil
 }
+
+// takesDirection is implemented by the actions that shape one direction
+// (latency, bandwidth): only they take the direction field.
+type takesDirection interface{ direction() }
+
+// directional is embedded by those actions.
+type directional struct{}
+
+func (directional) direction() {}

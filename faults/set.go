@@ -178,6 +178,8 @@ func (a *armed) status() Rule {
 // Fired is a rule that fired: its action and parameters.
 type Fired struct {
 	Rule
+	def          definition
+	set          *Set // the seeded source, for latency jitter
 	toSrv, toCli bool
 }
 
@@ -190,10 +192,16 @@ func (f *Fired) AppliesTo(toServer bool) bool {
 	return f.toCli
 }
 
-// Check returns the first armed rule whose action is in allowed, whose
-// match holds for v and whose trigger fires now, counting the firing. It
-// returns nil when none does.
-func (s *Set) Check(allowed ActionSet, v *View) *Fired {
+// Effect is what the rule does at ch, the chunk it fired on.
+func (f *Fired) Effect(ch *Chunk) Effect { return f.def.effect(f, ch) }
+
+// Ends reports whether the rule ends the connection.
+func (f *Fired) Ends() bool { return f.def.ends(&f.Rule) }
+
+// Check returns the first armed rule whose action can be carried out at
+// ch, whose match holds for v and whose trigger fires now, counting the
+// firing. It returns nil when none does.
+func (s *Set) Check(ch *Chunk, v *View) *Fired {
 	if !s.Armed() {
 		return nil
 	}
@@ -203,7 +211,7 @@ func (s *Set) Check(allowed ActionSet, v *View) *Fired {
 			s.retire()
 			continue
 		}
-		if !allowed.Has(a.Action) || !a.matches(v) || !a.triggers(v) {
+		if !a.def.fits(ch) || !a.matches(v) || !a.triggers(v) {
 			continue
 		}
 		if !s.draw(a) || !a.take() {
@@ -213,7 +221,7 @@ func (s *Set) Check(allowed ActionSet, v *View) *Fired {
 		if a.spent() {
 			s.retire()
 		}
-		return &Fired{Rule: a.status(), toSrv: a.toSrv, toCli: a.toCli}
+		return &Fired{Rule: a.status(), def: a.def, set: s, toSrv: a.toSrv, toCli: a.toCli}
 	}
 	return nil
 }
@@ -283,29 +291,4 @@ func (a *armed) triggers(v *View) bool {
 		return false
 	}
 	return true
-}
-
-// ActionSet is a set of actions, for the points of the relay that can
-// carry out only some of them.
-type ActionSet uint32
-
-// NewActionSet returns the set of the given actions.
-func NewActionSet(as ...Action) ActionSet {
-	var s ActionSet
-	for _, a := range as {
-		s |= 1 << actionIndex(a)
-	}
-	return s
-}
-
-// Has reports whether a is in s.
-func (s ActionSet) Has(a Action) bool { return s&(1<<actionIndex(a)) != 0 }
-
-func actionIndex(a Action) uint {
-	for i, x := range Actions {
-		if x == a {
-			return uint(i)
-		}
-	}
-	return 31
 }

@@ -4,11 +4,11 @@
 package metrics
 
 import (
-	"sync/atomic"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/abortscope/abortscope/events"
+	"github.com/abortscope/abortscope/protocol"
 	"github.com/abortscope/abortscope/proxy"
 )
 
@@ -16,14 +16,16 @@ import (
 // open. *proxy.Proxy implements it.
 type Live interface {
 	ActiveByPhase() map[string]int
-	LiveBytes() (fromClient, fromServer uint64)
+	// Bytes is every connection's bytes, ended and live: a counter
+	// that never goes down.
+	Bytes() (fromClient, fromServer uint64)
 }
 
 var _ Live = (*proxy.Proxy)(nil)
 
 // phases are the values of the phase label, all exported even at 0 so that
 // dashboards see a flat line rather than a gap.
-var phases = []string{"connect", "handshake", "idle", "command", "result", "infile", "binlog"}
+var phases = protocol.PhaseNames()
 
 // Metrics holds the collectors. It is an event sink (connections ended) and
 // a fault observer; the forwarding path never touches it.
@@ -31,21 +33,23 @@ type Metrics struct {
 	ended        *prometheus.CounterVec
 	duration     prometheus.Histogram
 	faults       *prometheus.CounterVec
-	endedFromCli atomic.Uint64
-	endedFromSrv atomic.Uint64
 	live         Live
+	writer       func() events.WriterStats
 	activeDesc   *prometheus.Desc
 	bytesDesc    *prometheus.Desc
+	writeErrDesc *prometheus.Desc
+	droppedDesc  *prometheus.Desc
 }
 
 var (
-	_ proxy.EventSink     = (*Metrics)(nil)
-	_ proxy.FaultObserver = (*Metrics)(nil)
+	_ events.Sink          = (*Metrics)(nil)
+	_ events.FaultObserver = (*Metrics)(nil)
 )
 
 // New creates the metrics and registers them, with the Go runtime and
-// process collectors, on reg.
-func New(reg prometheus.Registerer, live Live) (*Metrics, error) {
+// process collectors, on reg. writer, if not nil, gives the events writer's
+// counters (abortscope_events_write_errors_total, _dropped_total).
+func New(reg prometheus.Registerer, live Live, writer func() events.WriterStats) (*Metrics, error) {
 	m := &Metrics{
 		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "abortscope_connections_ended_total",
@@ -60,7 +64,12 @@ func New(reg prometheus.Registerer, live Live) (*Metrics, error) {
 			Name: "abortscope_faults_fired_total",
 			Help: "Fault rules fired, by action (latency and bandwidth count every chunk they shape).",
 		}, []string{"action"}),
-		live: live,
+		live:   live,
+		writer: writer,
+		writeErrDesc: prometheus.NewDesc("abortscope_events_write_errors_total",
+			"Events lost because writing them to --events failed (the next one is tried).", nil, nil),
+		droppedDesc: prometheus.NewDesc("abortscope_events_dropped_total",
+			"Events not written because the writer's queue was full (a stuck --events reader).", nil, nil),
 		activeDesc: prometheus.NewDesc("abortscope_connections_active",
 			"Connections being relayed, by phase.", []string{"phase"}, nil),
 		bytesDesc: prometheus.NewDesc("abortscope_bytes_total",
@@ -76,11 +85,9 @@ func New(reg prometheus.Registerer, live Live) (*Metrics, error) {
 }
 
 // Emit counts an ended connection.
-func (m *Metrics) Emit(e *proxy.Event) {
-	m.ended.WithLabelValues(e.Verdict).Inc()
+func (m *Metrics) Emit(e *events.Event) {
+	m.ended.WithLabelValues(string(e.Verdict)).Inc()
 	m.duration.Observe(e.DurationMS / 1000)
-	m.endedFromCli.Add(e.BytesFromClient)
-	m.endedFromSrv.Add(e.BytesFromServer)
 }
 
 // FaultFired counts a fault rule firing.
@@ -91,6 +98,10 @@ func (m *Metrics) FaultFired(action string) { m.faults.WithLabelValues(action).I
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.activeDesc
 	ch <- m.bytesDesc
+	if m.writer != nil {
+		ch <- m.writeErrDesc
+		ch <- m.droppedDesc
+	}
 }
 
 // Collect implements prometheus.Collector: live connections per phase, and
@@ -100,9 +111,12 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, ph := range phases {
 		ch <- prometheus.MustNewConstMetric(m.activeDesc, prometheus.GaugeValue, float64(active[ph]), ph)
 	}
-	cli, srv := m.live.LiveBytes()
-	ch <- prometheus.MustNewConstMetric(m.bytesDesc, prometheus.CounterValue,
-		float64(m.endedFromCli.Load()+cli), "client_to_server")
-	ch <- prometheus.MustNewConstMetric(m.bytesDesc, prometheus.CounterValue,
-		float64(m.endedFromSrv.Load()+srv), "server_to_client")
+	cli, srv := m.live.Bytes()
+	ch <- prometheus.MustNewConstMetric(m.bytesDesc, prometheus.CounterValue, float64(cli), "client_to_server")
+	ch <- prometheus.MustNewConstMetric(m.bytesDesc, prometheus.CounterValue, float64(srv), "server_to_client")
+	if m.writer != nil {
+		st := m.writer()
+		ch <- prometheus.MustNewConstMetric(m.writeErrDesc, prometheus.CounterValue, float64(st.WriteErrors))
+		ch <- prometheus.MustNewConstMetric(m.droppedDesc, prometheus.CounterValue, float64(st.Dropped))
+	}
 }

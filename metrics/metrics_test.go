@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 type fakeLive struct {
@@ -16,17 +16,19 @@ type fakeLive struct {
 }
 
 func (f fakeLive) ActiveByPhase() map[string]int { return f.active }
-func (f fakeLive) LiveBytes() (uint64, uint64)   { return f.cli, f.srv }
+func (f fakeLive) Bytes() (uint64, uint64)       { return f.cli, f.srv }
 
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := New(reg, fakeLive{active: map[string]int{"idle": 2, "result": 1}, cli: 10, srv: 1000})
+	stats := events.WriterStats{Written: 7, Dropped: 2, WriteErrors: 3}
+	m, err := New(reg, fakeLive{active: map[string]int{"idle": 2, "result": 1}, cli: 310, srv: 1600},
+		func() events.WriterStats { return stats })
 	if err != nil {
 		t.Fatal(err)
 	}
-	sinks := proxy.Sinks{m}
-	for _, v := range []string{"clean", "clean", "client_no_quit"} {
-		sinks.Emit(&proxy.Event{Verdict: v, DurationMS: 1500, BytesFromClient: 100, BytesFromServer: 200})
+	sinks := events.Sinks{m}
+	for _, v := range []events.Verdict{"clean", "clean", "client_no_quit"} {
+		sinks.Emit(&events.Event{Verdict: v, DurationMS: 1500, BytesFromClient: 100, BytesFromServer: 200})
 	}
 	sinks.FaultFired("latency")
 	sinks.FaultFired("latency")
@@ -45,9 +47,16 @@ abortscope_faults_fired_total{action="reset_server"} 1
 # TYPE abortscope_bytes_total counter
 abortscope_bytes_total{direction="client_to_server"} 310
 abortscope_bytes_total{direction="server_to_client"} 1600
+# HELP abortscope_events_dropped_total Events not written because the writer's queue was full (a stuck --events reader).
+# TYPE abortscope_events_dropped_total counter
+abortscope_events_dropped_total 2
+# HELP abortscope_events_write_errors_total Events lost because writing them to --events failed (the next one is tried).
+# TYPE abortscope_events_write_errors_total counter
+abortscope_events_write_errors_total 3
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
-		"abortscope_connections_ended_total", "abortscope_faults_fired_total", "abortscope_bytes_total"); err != nil {
+		"abortscope_connections_ended_total", "abortscope_faults_fired_total", "abortscope_bytes_total",
+		"abortscope_events_dropped_total", "abortscope_events_write_errors_total"); err != nil {
 		t.Error(err)
 	}
 	if n := testutil.CollectAndCount(m, "abortscope_connections_active"); n != len(phases) {
@@ -66,7 +75,7 @@ abortscope_connections_active{phase="result"} 1
 `), "abortscope_connections_active"); err != nil {
 		t.Error(err)
 	}
-	if _, err := New(reg, fakeLive{}); err == nil {
+	if _, err := New(reg, fakeLive{}, nil); err == nil {
 		t.Error("registering twice on one registry succeeded")
 	}
 }

@@ -88,14 +88,6 @@ func (t *Tracker) Snapshot() Snapshot {
 	return s
 }
 
-// Phase and a few hot fields without building a Snapshot.
-
-// ServerConnID returns the server's connection id from the greeting.
-func (t *Tracker) ServerConnID() uint32 { return t.greeting.ConnectionID }
-
-// QuitSent reports whether the client has sent COM_QUIT.
-func (t *Tracker) QuitSent() bool { return t.quit }
-
 // Progress is the part of a Snapshot that moves packet by packet, read
 // without copying anything: for checks made on every chunk.
 type Progress struct {

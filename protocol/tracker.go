@@ -15,6 +15,9 @@ const (
 
 var phaseNames = [...]string{"connect", "handshake", "idle", "command", "result", "infile", "binlog"}
 
+// PhaseNames lists the names of every phase, in order.
+func PhaseNames() []string { return append([]string(nil), phaseNames[:]...) }
+
 func (p Phase) String() string {
 	if int(p) < len(phaseNames) {
 		return phaseNames[p]

@@ -123,7 +123,7 @@ func TestTrackerAtRestAndAccessors(t *testing.T) {
 	if !tr.AtRest() {
 		t.Error("not at rest after login")
 	}
-	eq(t, "ServerConnID()", tr.ServerConnID(), uint32(testConnID))
+	eq(t, "Progress().ServerConn", tr.Progress().ServerConn, uint32(testConnID))
 
 	// Half a header from the server: a packet is cut.
 	e := AppendPacket(nil, 0, errPacket(4031, "HY000", "inactivity"))
@@ -156,11 +156,11 @@ func TestTrackerAtRestAndAccessors(t *testing.T) {
 	if !tr.AtRest() {
 		t.Error("not at rest after the reply")
 	}
-	if tr.QuitSent() {
+	if tr.Progress().QuitSent {
 		t.Error("QuitSent before COM_QUIT")
 	}
 	tr.Feed(ClientToServer, c.cmd(comSimple(ComQuit)))
-	if !tr.QuitSent() {
-		t.Error("QuitSent() false after COM_QUIT")
+	if !tr.Progress().QuitSent {
+		t.Error("Progress().QuitSent false after COM_QUIT")
 	}
 }

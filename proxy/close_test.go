@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/protocol"
 )
 
@@ -56,14 +57,14 @@ func (h *harness) waitRecorded(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		h.p.mu.Lock()
 		pending := 0
-		for c := range h.p.conns {
-			if c.end.Load() == nil {
+		for _, c := range h.p.live() {
+			c.mu.Lock()
+			if !c.sess.Ending() {
 				pending++
 			}
+			c.mu.Unlock()
 		}
-		h.p.mu.Unlock()
 		if pending == 0 {
 			return
 		}
@@ -88,7 +89,7 @@ func loggedIn(t *testing.T, opts ...func(*fakeServer)) (*fakeServer, *harness, *
 	return fake, h, c
 }
 
-func checkEvent(t *testing.T, ev Event, verdict, phase, endedBy, close string, expected int) {
+func checkEvent(t *testing.T, ev events.Event, verdict events.Verdict, phase string, endedBy events.Side, close events.CloseKind, expected int) {
 	t.Helper()
 	if ev.Verdict != verdict || ev.Phase != phase || ev.EndedBy != endedBy || ev.Close != close || ev.ExpectedServerError != expected {
 		t.Errorf("event: verdict %s phase %s ended_by %s close %s expected %d; want %s %s %s %s %d (error %q)",
@@ -111,7 +112,7 @@ func TestClientFINIdle(t *testing.T) {
 		t.Errorf("upstream received %d bytes, the client sent %d", s.Received.Len(), c.sent.Len())
 	}
 	ev := h.one(t)
-	checkEvent(t, ev, VerdictClientNoQuit, "idle", "client", "fin", ErNetReadError)
+	checkEvent(t, ev, events.ClientNoQuit, "idle", "client", "fin", events.ErNetReadError)
 	if ev.ServerConnID != s.ID || ev.User != "app" || ev.Error != "" {
 		t.Errorf("event: server_conn_id %d (want %d) user %q error %q", ev.ServerConnID, s.ID, ev.User, ev.Error)
 	}
@@ -125,7 +126,7 @@ func TestClientRSTIdle(t *testing.T) {
 		t.Errorf("upstream read %v (quit %v), want ECONNRESET", s.ReadErr, s.GotQuit)
 	}
 	ev := h.one(t)
-	checkEvent(t, ev, VerdictClientReset, "idle", "client", "rst", ErNetReadError)
+	checkEvent(t, ev, events.ClientReset, "idle", "client", "rst", events.ErNetReadError)
 	if !strings.Contains(ev.Error, "reset") {
 		t.Errorf("event error %q does not carry the socket error", ev.Error)
 	}
@@ -153,14 +154,11 @@ func TestClientGoneMidResult(t *testing.T) {
 		t.Errorf("upstream wrote the whole result (%d bytes): the proxy kept reading", s.ResultWritten)
 	}
 	ev := h.one(t)
-	// The close is a RST when the client's kernel still held unread bytes,
-	// a FIN when its reader had just drained them (the proxy's next write
-	// then meets the RST); MariaDB logs 1160 either way.
-	close := "rst"
-	if ev.Close == "fin" {
-		close = "fin"
-	}
-	checkEvent(t, ev, VerdictClientAbortFlight, "result", "client", close, ErNetErrorWrite)
+	// The client's kernel held unread bytes, so its close was a RST. The
+	// proxy meets it on a write toward the client (ECONNRESET) and, in
+	// either order, on a read (ECONNRESET, or end of stream once the write
+	// took the error): both are one reset.
+	checkEvent(t, ev, events.ClientAbortInFlight, "result", "client", "rst", events.ErNetErrorOnWrite)
 	if ev.ResultBytes == 0 || ev.ResultBytes >= uint64(s.ResultTotal) || ev.LastCommand != "COM_QUERY" {
 		t.Errorf("event: result_bytes %d of %d, last_command %s", ev.ResultBytes, s.ResultTotal, ev.LastCommand)
 	}
@@ -175,7 +173,7 @@ func TestServerFINIdle(t *testing.T) {
 		t.Errorf("client read %v, want EOF", err)
 	}
 	fake.next(t)
-	checkEvent(t, h.one(t), VerdictServerClosed, "idle", "server", "fin", 0)
+	checkEvent(t, h.one(t), events.ServerClosed, "idle", "server", "fin", 0)
 }
 
 func TestServerRSTIdle(t *testing.T) {
@@ -188,18 +186,20 @@ func TestServerRSTIdle(t *testing.T) {
 	}
 	fake.next(t)
 	// A reset while idle is how MariaDB ends a connection past wait_timeout.
-	checkEvent(t, h.one(t), VerdictServerIdleTimeout, "idle", "server", "rst", ErNetReadTimeout)
+	checkEvent(t, h.one(t), events.ServerIdleTimeout, "idle", "server", "rst", events.ErNetReadInterrupted)
 }
 
 // TestServerGoneMidCommand: the server ends the connection while a
 // statement runs (KILL, a crash) without a reply.
 func TestServerGoneMidCommand(t *testing.T) {
 	for _, tc := range []struct {
-		query, close, verdict string
-		want                  error
+		query   string
+		close   events.CloseKind
+		verdict events.Verdict
+		want    error
 	}{
-		{"CLOSE", "fin", VerdictServerClosed, io.EOF},
-		{"RESET", "rst", VerdictServerReset, syscall.ECONNRESET},
+		{"CLOSE", "fin", events.ServerClosed, io.EOF},
+		{"RESET", "rst", events.ServerReset, syscall.ECONNRESET},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			fake, h, c := loggedIn(t)
@@ -224,19 +224,19 @@ func TestClientGoneMidCommand(t *testing.T) {
 		quit     bool // COM_QUIT queued behind the statement
 		rst      bool
 		query    string
-		verdict  string
-		close    string
+		verdict  events.Verdict
+		close    events.CloseKind
 		expected int
 		// upstream
 		wantQuit  bool
 		writeFail bool  // its reply write fails
 		readErr   error // what its next read returns
 	}{
-		{"FIN (case a)", false, false, "SELECT 1", VerdictClientAbortFlight, "fin", ErNetReadError, false, false, io.EOF},
-		{"quit then FIN", true, false, "SELECT 1", VerdictClean, "quit", 0, true, false, nil},
-		{"RST (case b)", false, true, "SELECT 1", VerdictClientAbortFlight, "rst", ErNetErrorWrite, false, true, nil},
-		{"FIN, then a large reply", false, false, "ROWS 60000 1000", VerdictClientAbortFlight, "fin", ErNetErrorWrite, false, true, nil},
-		{"quit then FIN, then a large reply (case d)", true, false, "ROWS 60000 1000", VerdictClientAbortFlight, "quit", ErNetErrorWrite, false, true, nil},
+		{"FIN (case a)", false, false, "SELECT 1", events.ClientAbortInFlight, "fin", events.ErNetReadError, false, false, io.EOF},
+		{"quit then FIN", true, false, "SELECT 1", events.Clean, "quit", 0, true, false, nil},
+		{"RST (case b)", false, true, "SELECT 1", events.ClientAbortInFlight, "rst", events.ErNetErrorOnWrite, false, true, nil},
+		{"FIN, then a large reply", false, false, "ROWS 60000 1000", events.ClientAbortInFlight, "fin", events.ErNetErrorOnWrite, false, true, nil},
+		{"quit then FIN, then a large reply (case d)", true, false, "ROWS 60000 1000", events.ClientAbortInFlight, "quit", events.ErNetErrorOnWrite, false, true, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGate(t)
@@ -273,13 +273,13 @@ func TestHalfClose(t *testing.T) {
 		name      string
 		quit      bool // COM_QUIT before CloseWrite
 		midResult bool // CloseWrite after the first packet of the reply
-		verdict   string
-		close     string
+		verdict   events.Verdict
+		close     events.CloseKind
 		expected  int
 	}{
-		{"quit, close-write before the reply", true, false, VerdictClean, "quit", 0},
-		{"quit, close-write mid-result", true, true, VerdictClean, "quit", 0},
-		{"no quit, close-write mid-result (case e)", false, true, VerdictClientAbortFlight, "fin", ErNetReadError},
+		{"quit, close-write before the reply", true, false, events.Clean, "quit", 0},
+		{"quit, close-write mid-result", true, true, events.Clean, "quit", 0},
+		{"no quit, close-write mid-result (case e)", false, true, events.ClientAbortInFlight, "fin", events.ErNetReadError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fake, h, c := loggedIn(t)

@@ -2,116 +2,108 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/abortscope/abortscope/faults"
-	"github.com/abortscope/abortscope/protocol"
+	"github.com/abortscope/abortscope/events"
+	"github.com/abortscope/abortscope/session"
+	"github.com/abortscope/abortscope/transport"
 )
 
-// conn is one client connection and its upstream connection.
+// conn is one client connection and its upstream connection: the sockets,
+// the goroutines that move bytes between them, and the session that decides
+// what happens to them.
 type conn struct {
 	p       *Proxy
 	id      uint64
-	client  net.Conn
+	client  transport.Conn
 	started time.Time
 	log     *zap.Logger
 
-	// mu guards tr and server. The relays take it once per read to feed the
-	// tracker; views take it to read a snapshot.
-	mu     sync.Mutex
-	tr     *protocol.Tracker
-	server net.Conn
-
-	end        atomic.Pointer[ending] // the first signal; set once
-	draining   atomic.Bool
+	// mu guards sess, server and cancelDial. The pumps take it once per
+	// read to ask the session what to do; views take it to read it.
+	mu         sync.Mutex
+	sess       *session.Session
+	server     transport.Conn
 	cancelDial context.CancelFunc
 
-	// Fault injection (inject.go). faulted and blackholed are read on every
-	// chunk once a rule fired; holdClient belongs to the client relay.
-	clientIP   net.IP
-	faulted    atomic.Bool
-	blackholed atomic.Bool
-	holdClient bool
-	stop       chan struct{} // closed at teardown: ends fault sleeps
-	stopOnce   sync.Once
-	// Guarded by mu: the rule that ends the connection, the phase it fired
-	// in, every rule that fired, and the attrs map rules match against.
-	fault      *faults.Fired
-	faultPhase string
-	firedNames []string
-	attrs      map[string]string
-	attrsSeen  []protocol.Attr
-
-	// clientAddr and clientIP name the client: the socket's peer, or the
-	// source of an accepted PROXY header, which serve sets under mu before
-	// the dial; other goroutines read them under mu.
-	clientAddr string
-	lastActive atomic.Int64 // unix nanoseconds of the last chunk relayed
+	stop     chan struct{} // closed when a socket is closed for good: ends waits
+	stopOnce sync.Once
 	procState
 }
 
 func newConn(p *Proxy, client net.Conn) *conn {
 	id := p.nextID.Add(1)
+	now := time.Now()
+	addr := client.RemoteAddr().String()
+	cfg := session.Config{
+		ConnID: id, ClientAddr: addr, PeerAddr: addr, Upstream: p.Upstream, Started: now,
+		QueryCapture: p.QueryCapture, Redact: p.Redact, Faults: p.Faults,
+	}
+	if a, ok := client.RemoteAddr().(*net.TCPAddr); ok {
+		cfg.ClientIP = a.IP
+	}
 	c := &conn{
 		p:       p,
 		id:      id,
-		client:  client,
-		started: p.now(),
-		log:     p.logger().With(zap.Uint64("conn_id", id), zap.String("client_addr", client.RemoteAddr().String())),
-		tr:      protocol.NewTracker(protocol.Config{QueryCapture: queryCapture(p)}),
+		started: now,
+		log:     p.logger().With(zap.Uint64("conn_id", id), zap.String("client_addr", addr)),
+		sess:    session.New(cfg),
 		stop:    make(chan struct{}),
 	}
-	c.clientAddr = client.RemoteAddr().String()
+	c.client, _ = transport.Wrap(client) // nil for a non-TCP conn: run refuses it
+	if c.client == nil {
+		c.client = unmirrored{client}
+	}
 	c.procDone = make(chan struct{})
 	c.resolveProcess()
-	if a, ok := client.RemoteAddr().(*net.TCPAddr); ok {
-		c.clientIP = a.IP
-	}
 	return c
 }
 
-// queryCapture is how much statement text the tracker keeps: what the
-// events show (--log-queries), or more when fault rules may match on it.
-func queryCapture(p *Proxy) int {
-	if p.Faults != nil {
-		return max(p.QueryCapture, faultQueryCapture)
-	}
-	return p.QueryCapture
-}
-
-// teardown ends fault sleeps; called once the connection is ending.
-func (c *conn) teardown() {
-	c.stopOnce.Do(func() { close(c.stop) })
-}
-
-// record keeps e as the reason the connection ends, unless a reason was
-// already recorded. It returns whether e was the first.
-func (c *conn) record(e ending) bool {
-	c.mu.Lock()
-	e.phase = c.tr.Phase()
-	c.mu.Unlock()
-	e.idle = c.idle(c.p.now())
-	return c.end.CompareAndSwap(nil, &e)
-}
-
-// serve runs the connection to its end and emits its event.
-func (c *conn) serve() {
+// run is the connection's goroutine: it serves the connection to its end
+// and emits its one event, also after a panic.
+func (c *conn) run(draining bool) {
+	defer c.p.wg.Done()
 	defer c.finish()
-	defer func() {
-		if r := recover(); r != nil {
-			c.log.Error("connection handler panicked", zap.Any("panic", r), zap.Stack("stack"))
-			c.abort(ending{by: ByProxy, close: CloseRST, err: fmt.Errorf("abortscope: internal error: %v", r)})
-		}
-	}()
+	defer c.guard("connection handler")
+	if draining {
+		c.carry(session.Client, c.refuse())
+		return
+	}
+	c.serve()
+}
 
-	accepted, ok := c.acceptHeader() // PROXY header from a balancer in front
+func (c *conn) refuse() session.Plan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess.Refuse(time.Now())
+}
+
+// guard, deferred, turns a panic into the end of this connection (both
+// sockets closed, the event saying internal_error) instead of the process.
+func (c *conn) guard(what string) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	c.log.Error(what+" panicked", zap.Any("panic", r), zap.Stack("stack"))
+	c.carry(session.Client, c.abortPlan(events.CloseRST, fmt.Errorf("abortscope: internal error: %v", r)))
+}
+
+func (c *conn) abortPlan(kind events.CloseKind, err error) session.Plan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess.Abort(kind, err, time.Now())
+}
+
+// serve runs the connection: PROXY header from a balancer, dial, PROXY
+// header toward MariaDB, handshake, then the two pumps until both end.
+func (c *conn) serve() {
+	accepted, ok := c.acceptHeader()
 	if !ok {
 		return
 	}
@@ -119,113 +111,87 @@ func (c *conn) serve() {
 	c.mu.Lock()
 	c.cancelDial = cancel
 	c.mu.Unlock()
-	server, err := c.p.dialer().DialContext(ctx, "tcp", c.p.Upstream)
+	raw, err := c.p.dialer().DialContext(ctx, "tcp", c.p.Upstream)
 	cancel()
+	var server transport.Conn
+	if err == nil {
+		if server, err = transport.Wrap(raw); err != nil {
+			raw.Close()
+		}
+	}
 	if err != nil {
 		err = fmt.Errorf("dial upstream %s: %w", c.p.Upstream, err)
-		if c.record(ending{by: ByProxy, close: CloseDialError, err: err}) {
-			c.sendERR(0, erUpstreamUnreachable, "08S01", "abortscope: cannot connect to upstream MariaDB: "+err.Error())
-		}
+		c.carry(session.Client, c.dialFailed(err))
 		return
 	}
 	c.mu.Lock()
 	c.server = server
+	ended := c.sess.Ending() // aborted while dialing
 	c.mu.Unlock()
-	if c.end.Load() != nil { // aborted while dialing
+	if ended {
+		server.Close()
 		return
 	}
 	if !c.sendHeader(server, accepted) { // PROXY header toward MariaDB
 		return
 	}
 
+	cbuf, sbuf := make([]byte, c.p.bufferSize()), make([]byte, c.p.bufferSize())
+	if !c.handshake(server, cbuf, sbuf) {
+		return
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		c.guarded("server relay", func() { c.relay(protocol.ServerToClient, server, c.client) })
+		defer c.guard("server relay")
+		c.pump(session.Server, server, sbuf)
 	}()
-	c.guarded("client relay", func() { c.relay(protocol.ClientToServer, c.client, server) })
-	// Both relays end before the event is emitted, even after a panic:
-	// guarded closed the sockets, so the other relay's read returns.
+	func() {
+		defer c.guard("client relay")
+		c.pump(session.Client, c.client, cbuf)
+	}()
+	// Both pumps end before the event is emitted, even after a panic:
+	// guard closed the sockets, so the other pump's read returns.
 	wg.Wait()
 }
 
-// guarded runs a relay; a panic in it is logged and ends the connection
-// (both sockets closed) instead of the process.
-func (c *conn) guarded(what string, f func()) {
-	defer func() {
-		if r := recover(); r != nil {
-			c.log.Error(what+" panicked", zap.Any("panic", r), zap.Stack("stack"))
-			c.abort(ending{by: ByProxy, close: CloseRST, err: fmt.Errorf("abortscope: internal error: %v", r)})
-		}
-	}()
-	f()
-}
-
-// erUpstreamUnreachable is the error number of the ERR packet a client gets
-// when the upstream cannot be reached: ER_UNKNOWN_ERROR, with SQLSTATE 08S01
-// (communication link failure) so that pools treat it as a connection
-// error. It must be a server error number: Connector/C 3.3.4 and later (the
-// mariadb CLI, mysqlclient, ...) reject an ERR packet that carries a
-// client-side number (2001-2061, 5001-50xx) as "Received malformed packet"
-// (CONC-627), so CR_CONN_HOST_ERROR 2003 would hide the message.
-const erUpstreamUnreachable = 1105
-
-// sendERR writes one ERR packet to the client, bounded in time so that a
-// client that does not read cannot hold the proxy.
-func (c *conn) sendERR(seq byte, code uint16, state, msg string) {
-	pkt := protocol.AppendPacket(nil, seq, protocol.AppendERR(nil, code, state, msg))
-	c.client.SetWriteDeadline(c.p.now().Add(5 * time.Second))
-	c.client.Write(pkt)
-}
-
-// refuse answers a connection accepted during shutdown.
-func (c *conn) refuse() {
-	defer c.finish()
-	c.record(ending{by: ByProxy, close: CloseShutdown})
-	c.sendERR(0, 1053, "08S01", "abortscope: proxy is shutting down")
-}
-
-// abort ends the connection from the proxy's side: it records e and closes
-// both sockets; the relays then stop on net.ErrClosed.
-func (c *conn) abort(e ending) {
-	c.record(e)
-	c.teardown()
+func (c *conn) dialFailed(err error) session.Plan {
 	c.mu.Lock()
-	server, cancel := c.server, c.cancelDial
+	defer c.mu.Unlock()
+	return c.sess.DialFailed(err, time.Now())
+}
+
+// drain asks the connection to end at its next moment of rest. The pump
+// that reads the client is the one that may speak for it, so it is woken
+// (a read deadline in the past) to ask the session (QuitAtRest).
+func (c *conn) drain() {
+	c.mu.Lock()
+	c.sess.Drain()
+	c.mu.Unlock()
+	c.wakeClient()
+}
+
+func (c *conn) wakeClient() { c.client.SetReadDeadline(time.Unix(1, 0)) }
+
+// abort ends the connection where it stands: Shutdown ran out of time.
+func (c *conn) abort() {
+	c.mu.Lock()
+	cancel := c.cancelDial
+	p := c.sess.Abort(events.CloseShutdown, nil, time.Now())
 	c.mu.Unlock()
 	if cancel != nil {
 		cancel()
 	}
-	c.client.Close()
-	if server != nil {
-		server.Close()
-	}
+	c.carry(session.Client, p)
 }
 
-// drain asks the connection to end at its next moment of rest. The client
-// relay is the only writer toward the server, so it is woken (by a read
-// deadline in the past) to send COM_QUIT itself.
-func (c *conn) drain() {
-	c.draining.Store(true)
-	c.client.SetReadDeadline(time.Unix(1, 0))
-}
-
-// finish emits the connection's event and closes both sockets.
+// finish emits the connection's event, once, after both pumps ended.
 func (c *conn) finish() {
 	c.teardown()
-	c.mu.Lock()
-	snap := c.tr.Snapshot()
-	server := c.server
-	fault, faultPhase, fired := c.fault, c.faultPhase, c.firedNames
-	c.mu.Unlock()
 	c.client.Close()
-	if server != nil {
-		server.Close()
-	}
-	e := c.end.Load()
-	if e == nil {
-		e = &ending{by: ByProxy, close: CloseRST, err: errors.New("abortscope: connection ended without a recorded cause"), phase: snap.Phase}
+	if s := c.upstream(); s != nil {
+		s.Close()
 	}
 	// The process lookup started at accept; give it a moment to finish so
 	// the event can name the process even if it is gone by now.
@@ -235,73 +201,68 @@ func (c *conn) finish() {
 	case <-wait.C:
 	}
 	wait.Stop()
-	j := judge(*e, snap)
-	if fault != nil {
-		j = judgeFault(j, fault, faultPhase)
-	}
-	ev := c.event(*e, j, snap)
-	ev.FaultsFired = fired
-	if fault != nil && j.verdict == VerdictFaultInjected {
-		ev.Fault, ev.FaultID, ev.Action = fault.Name, fault.ID, string(fault.Action)
-	}
-	if c.p.Annotate != nil {
-		c.p.Annotate(ev)
-	}
-	if c.p.Events != nil {
-		c.p.Events.Emit(ev)
-	}
+	ev := c.event()
+	ev.ClientPID, ev.ClientCmd = c.process()
+	// The connection leaves the live set, its bytes joining the ended
+	// totals, before its event reaches any sink.
+	c.p.leave(c, ev.BytesFromClient, ev.BytesFromServer)
+	c.annotate(ev)
+	c.emit(ev)
 	c.logEnd(ev)
 }
 
-func (c *conn) event(e ending, j judgement, s protocol.Snapshot) *Event {
-	now := c.p.now()
-	ev := &Event{
-		Event:               "connection_ended",
-		TS:                  now.UTC(),
-		ConnID:              c.id,
-		ServerConnID:        s.ServerConnID,
-		ClientAddr:          c.clientAddr,
-		IdleMS:              ms(e.idle),
-		Upstream:            c.p.Upstream,
-		User:                s.User,
-		DB:                  s.DB,
-		Attrs:               attrMap(s.Attrs),
-		StartedAt:           c.started.UTC(),
-		DurationMS:          float64(now.Sub(c.started).Microseconds()) / 1000,
-		Phase:               e.phase.String(),
-		EndedBy:             string(j.by),
-		Close:               string(j.close),
-		Verdict:             j.verdict,
-		ExpectedServerError: j.expected,
-		LastCommand:         s.LastCommand,
-		Query:               c.query(s.LastQuery),
-		Commands:            s.Commands,
-		BytesFromClient:     s.BytesFromClient,
-		BytesFromServer:     s.BytesFromServer,
-		ServerVersion:       s.ServerVersion,
-		TLSRequested:        s.SSLRequest,
-		Desyncs:             s.Desyncs,
-	}
-	if e.phase == protocol.PhaseResult {
-		ev.ResultBytes = s.ResultBytes
-	}
-	ev.ClientPID, ev.ClientCmd = c.process()
-	if e.err != nil {
-		ev.Error = e.err.Error()
-	}
-	if s.LastErr != nil && (j.verdict == VerdictServerError || j.verdict == VerdictAuthFailed) {
-		ev.ServerErrorCode = int(s.LastErr.Code)
-		ev.ServerErrorMessage = s.LastErr.Message
-	}
-	return ev
+// event judges the connection. Should judging fail (a bug), the event still
+// says who and when, with verdict internal_error.
+func (c *conn) event() (ev *events.Event) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("judging the connection panicked", zap.Any("panic", r), zap.Stack("stack"))
+			now := time.Now()
+			ev = &events.Event{Event: "connection_ended", TS: now.UTC(), ConnID: c.id, ClientAddr: c.clientAddr(),
+				Upstream: c.p.Upstream, StartedAt: c.started.UTC(), DurationMS: msSince(c.started, now),
+				EndedBy: events.ByProxy, Close: events.CloseRST, Verdict: events.InternalError,
+				Error: fmt.Sprintf("abortscope: internal error judging the connection: %v", r)}
+		}
+	}()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess.Event(time.Now())
 }
 
-func (c *conn) logEnd(ev *Event) {
+// annotate runs the Annotate hook, which reads client-supplied attributes:
+// a panic in it leaves the event without cause and advice.
+func (c *conn) annotate(ev *events.Event) {
+	if c.p.Annotate == nil {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("annotating the event panicked", zap.Any("panic", r), zap.Stack("stack"))
+		}
+	}()
+	c.p.Annotate(ev)
+}
+
+// emit gives the event to the sink; a panic in a sink is logged and the
+// connection's teardown goes on.
+func (c *conn) emit(ev *events.Event) {
+	if c.p.Events == nil {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("an event sink panicked", zap.Any("panic", r), zap.Stack("stack"))
+		}
+	}()
+	c.p.Events.Emit(ev)
+}
+
+func (c *conn) logEnd(ev *events.Event) {
 	fields := []zap.Field{
-		zap.String("verdict", ev.Verdict),
+		zap.String("verdict", string(ev.Verdict)),
 		zap.String("phase", ev.Phase),
-		zap.String("ended_by", ev.EndedBy),
-		zap.String("close", ev.Close),
+		zap.String("ended_by", string(ev.EndedBy)),
+		zap.String("close", string(ev.Close)),
 		zap.Uint32("server_conn_id", ev.ServerConnID),
 		zap.String("user", ev.User),
 		zap.String("db", ev.DB),
@@ -313,21 +274,38 @@ func (c *conn) logEnd(ev *Event) {
 	if ev.Desyncs > 0 {
 		fields = append(fields, zap.Int("desyncs", ev.Desyncs))
 	}
-	if ev.Verdict == VerdictClean {
+	if ev.Verdict == events.Clean {
 		c.log.Debug("connection ended", fields...)
 		return
 	}
 	c.log.Info("connection ended", fields...)
 }
 
-// truncate cuts s to n bytes (n <= 0: nothing): the tracker may keep more
-// statement text for fault rules than --log-queries shows.
-func truncate(s string, n int) string {
-	if n <= 0 {
-		return ""
-	}
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
+func (c *conn) upstream() transport.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.server
 }
+
+func (c *conn) clientAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess.Client()
+}
+
+// teardown ends the waits (fault delays, pacing) of a connection whose
+// socket was closed for good.
+func (c *conn) teardown() { c.stopOnce.Do(func() { close(c.stop) }) }
+
+func msSince(t, now time.Time) float64 { return float64(now.Sub(t).Microseconds()) / 1000 }
+
+// unmirrored is a client connection that is not TCP (a listener of another
+// kind): it can be relayed, but a reset falls back to an orderly close,
+// which Reset says by failing.
+type unmirrored struct{ net.Conn }
+
+func (u unmirrored) CloseWrite() error { return u.Close() }
+func (u unmirrored) TCP() *net.TCPConn { return nil }
+func (u unmirrored) Reset() error      { u.Close(); return errNoReset }
+
+var errNoReset = fmt.Errorf("abortscope: not a TCP connection: closed without RST")

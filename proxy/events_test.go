@@ -1,17 +1,12 @@
 package proxy
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/protocol"
 )
 
@@ -111,13 +106,13 @@ func TestEventsConcurrentEndings(t *testing.T) {
 
 	h.events.waitN(t, n)
 	h.waitIdle(t)
-	events := h.events.all()
-	if len(events) != n {
-		t.Fatalf("%d events for %d connections", len(events), n)
+	evs := h.events.all()
+	if len(evs) != n {
+		t.Fatalf("%d events for %d connections", len(evs), n)
 	}
-	wantVerdict := map[string]string{"quit": VerdictClean, "fin": VerdictClientNoQuit, "rst": VerdictClientReset, "kill": VerdictServerClosed}
+	wantVerdict := map[string]events.Verdict{"quit": events.Clean, "fin": events.ClientNoQuit, "rst": events.ClientReset, "kill": events.ServerClosed}
 	seenConn := map[uint64]bool{}
-	for _, ev := range events {
+	for _, ev := range evs {
 		r, ok := clients[ev.ClientAddr]
 		if !ok {
 			t.Errorf("event for unknown client %s", ev.ClientAddr)
@@ -137,102 +132,5 @@ func TestEventsConcurrentEndings(t *testing.T) {
 	}
 	if len(clients) != 0 {
 		t.Errorf("%d clients without an event", len(clients))
-	}
-}
-
-// lineWriter records each Write call and notices overlapping calls.
-type lineWriter struct {
-	in      atomic.Bool
-	overlap atomic.Bool
-	mu      sync.Mutex
-	writes  [][]byte
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	if !w.in.CompareAndSwap(false, true) {
-		w.overlap.Store(true)
-	}
-	defer w.in.Store(false)
-	w.mu.Lock()
-	w.writes = append(w.writes, bytes.Clone(p))
-	w.mu.Unlock()
-	return len(p), nil
-}
-
-// TestJSONLinesConcurrent: one valid JSON line per event, each written by
-// one Write call, never interleaved, under concurrent Emit (run with -race).
-func TestJSONLinesConcurrent(t *testing.T) {
-	const goroutines, each = 32, 50
-	w := &lineWriter{}
-	j := NewJSONLines(w)
-	big := strings.Repeat("v", 40<<10) // a line larger than the sink's buffer
-	var wg sync.WaitGroup
-	for g := range goroutines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				ev := &Event{Event: "connection_ended", ConnID: uint64(g*each + i), TS: time.Unix(0, 0).UTC(),
-					Verdict: VerdictClean, Attrs: map[string]string{"program_name": "x\n\"y"}}
-				if i%10 == 0 {
-					ev.Attrs["big"] = big
-				}
-				j.Emit(ev)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := j.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if w.overlap.Load() {
-		t.Error("Write was called concurrently")
-	}
-	if len(w.writes) != goroutines*each {
-		t.Errorf("%d Write calls for %d events: a line was split", len(w.writes), goroutines*each)
-	}
-	seen := map[uint64]bool{}
-	all := bytes.Join(w.writes, nil)
-	lines := strings.Split(strings.TrimSuffix(string(all), "\n"), "\n")
-	if len(lines) != goroutines*each || !bytes.HasSuffix(all, []byte("\n")) {
-		t.Fatalf("%d lines for %d events", len(lines), goroutines*each)
-	}
-	for _, l := range lines {
-		var ev Event
-		if err := json.Unmarshal([]byte(l), &ev); err != nil {
-			t.Fatalf("invalid JSON line %.80q: %v", l, err)
-		}
-		if ev.Event != "connection_ended" || seen[ev.ConnID] || ev.Attrs["program_name"] != "x\n\"y" {
-			t.Errorf("line %.80q: duplicate or wrong", l)
-		}
-		seen[ev.ConnID] = true
-	}
-	for _, wr := range w.writes {
-		if bytes.Count(wr, []byte("\n")) != 1 || wr[len(wr)-1] != '\n' {
-			t.Errorf("a Write call did not carry exactly one whole line: %.80q", wr)
-			break
-		}
-	}
-}
-
-type failWriter struct{ n atomic.Int32 }
-
-var errDiskFull = errors.New("disk full")
-
-func (w *failWriter) Write(p []byte) (int, error) {
-	w.n.Add(1)
-	return 0, errDiskFull
-}
-
-func TestJSONLinesErr(t *testing.T) {
-	w := &failWriter{}
-	j := NewJSONLines(w)
-	j.Emit(&Event{Event: "connection_ended", ConnID: 1})
-	j.Emit(&Event{Event: "connection_ended", ConnID: 2})
-	if err := j.Err(); !errors.Is(err, errDiskFull) {
-		t.Errorf("Err() = %v, want the first write error", err)
-	}
-	if w.n.Load() == 0 {
-		t.Error("the sink never wrote")
 	}
 }

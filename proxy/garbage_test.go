@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/protocol"
 )
 
@@ -103,12 +104,12 @@ func TestGarbage(t *testing.T) {
 	}
 
 	h.waitIdle(t)
-	events := h.events.all()
-	if len(events) < n+1 || len(events) > n+2 {
-		t.Errorf("%d events for %d or %d connections", len(events), n+1, n+2)
+	evs := h.events.all()
+	if len(evs) < n+1 || len(evs) > n+2 {
+		t.Errorf("%d events for %d or %d connections", len(evs), n+1, n+2)
 	}
 	conns := map[uint64]bool{}
-	for _, ev := range events {
+	for _, ev := range evs {
 		if conns[ev.ConnID] {
 			t.Errorf("two events for conn_id %d", ev.ConnID)
 		}
@@ -119,13 +120,13 @@ func TestGarbage(t *testing.T) {
 	}
 	// The garbage connections end concurrently: their events may come
 	// after this one's, so look it up by user.
-	var after *Event
-	for i := range events {
-		if events[i].User == "after" {
-			after = &events[i]
+	var after *events.Event
+	for i := range evs {
+		if evs[i].User == "after" {
+			after = &evs[i]
 		}
 	}
-	if after == nil || after.Verdict != VerdictClean {
+	if after == nil || after.Verdict != events.Clean {
 		t.Errorf("the connection after the garbage: %+v", after)
 	}
 }

@@ -1,7 +1,7 @@
 package proxy
 
 // The proxy side of the loopback tests: a proxy on 127.0.0.1:0 in front of
-// a fake upstream, an EventSink that keeps events, and a raw client that
+// a fake upstream, an events.Sink that keeps events, and a raw client that
 // speaks the protocol by hand and keeps every byte it sent and received.
 
 import (
@@ -19,19 +19,20 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/protocol"
 )
 
-// collector is an EventSink that keeps events for assertions.
+// collector is an events.Sink that keeps events for assertions.
 type collector struct {
 	mu     sync.Mutex
-	events []Event
+	events []events.Event
 	notify chan struct{}
 }
 
 func newCollector() *collector { return &collector{notify: make(chan struct{}, 1)} }
 
-func (c *collector) Emit(e *Event) {
+func (c *collector) Emit(e *events.Event) {
 	c.mu.Lock()
 	c.events = append(c.events, *e)
 	c.mu.Unlock()
@@ -41,14 +42,14 @@ func (c *collector) Emit(e *Event) {
 	}
 }
 
-func (c *collector) all() []Event {
+func (c *collector) all() []events.Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]Event(nil), c.events...)
+	return append([]events.Event(nil), c.events...)
 }
 
 // waitN waits until at least n events arrived and returns all of them.
-func (c *collector) waitN(t testing.TB, n int) []Event {
+func (c *collector) waitN(t testing.TB, n int) []events.Event {
 	t.Helper()
 	deadline := time.NewTimer(15 * time.Second)
 	defer deadline.Stop()
@@ -66,7 +67,7 @@ func (c *collector) waitN(t testing.TB, n int) []Event {
 
 // one waits for the first event and checks that it stays the only one
 // once the proxy has no connection left.
-func (h *harness) one(t testing.TB) Event {
+func (h *harness) one(t testing.TB) events.Event {
 	t.Helper()
 	ev := h.events.waitN(t, 1)
 	h.waitIdle(t)

@@ -3,8 +3,6 @@ package proxy
 import (
 	"sort"
 	"time"
-
-	"github.com/abortscope/abortscope/protocol"
 )
 
 // ConnInfo is a live connection as GET /connections shows it.
@@ -31,13 +29,8 @@ type ConnInfo struct {
 
 // Connections returns the connections being relayed, oldest first.
 func (p *Proxy) Connections() []ConnInfo {
-	p.mu.Lock()
-	conns := make([]*conn, 0, len(p.conns))
-	for c := range p.conns {
-		conns = append(conns, c)
-	}
-	p.mu.Unlock()
-	now := p.now()
+	conns := p.live()
+	now := time.Now()
 	out := make([]ConnInfo, 0, len(conns))
 	for _, c := range conns {
 		out = append(out, c.info(now))
@@ -49,12 +42,18 @@ func (p *Proxy) Connections() []ConnInfo {
 // info describes c at now.
 func (c *conn) info(now time.Time) ConnInfo {
 	c.mu.Lock()
-	s := c.tr.Snapshot()
-	fired := append([]string(nil), c.firedNames...)
-	addr := c.clientAddr // a PROXY header may change it
+	s := c.sess.Snapshot()
+	fired := c.sess.FaultsFired()
+	addr := c.sess.Client() // a PROXY header may change it
+	idle := c.sess.Idle(now)
+	query := c.sess.Query(s.LastQuery)
 	c.mu.Unlock()
 	pid, cmd := c.process()
-	ci := ConnInfo{
+	attrs := make(map[string]string, len(s.Attrs))
+	for _, a := range s.Attrs {
+		attrs[a.Key] = a.Value
+	}
+	return ConnInfo{
 		ConnID:          c.id,
 		ServerConnID:    s.ServerConnID,
 		ClientAddr:      addr,
@@ -62,35 +61,32 @@ func (c *conn) info(now time.Time) ConnInfo {
 		ClientCmd:       cmd,
 		User:            s.User,
 		DB:              s.DB,
-		Attrs:           attrMap(s.Attrs),
+		Attrs:           attrs,
 		Phase:           s.Phase.String(),
 		LastCommand:     s.LastCommand,
-		Query:           c.query(s.LastQuery),
+		Query:           query,
 		Commands:        s.Commands,
 		BytesFromClient: s.BytesFromClient,
 		BytesFromServer: s.BytesFromServer,
 		StartedAt:       c.started.UTC(),
-		AgeMS:           ms(now.Sub(c.started)),
-		IdleMS:          ms(c.idle(now)),
+		AgeMS:           msSince(c.started, now),
+		IdleMS:          float64(idle.Microseconds()) / 1000,
 		FaultsFired:     fired,
 	}
-	return ci
 }
 
-// LiveBytes returns the bytes relayed so far by the live connections, per
-// direction: with the ended connections' totals, what
-// abortscope_bytes_total reports at scrape time, so the forwarding path
-// keeps no counter of its own.
-func (p *Proxy) LiveBytes() (fromClient, fromServer uint64) {
+// Bytes returns the bytes relayed so far, per direction, by every
+// connection, ended and live: abortscope_bytes_total. It is computed at
+// scrape time, so the forwarding path keeps no counter of its own; a
+// connection's bytes move from the live sum to the ended totals in one
+// step (leave), so the sum never goes down.
+func (p *Proxy) Bytes() (fromClient, fromServer uint64) {
 	p.mu.Lock()
-	conns := make([]*conn, 0, len(p.conns))
+	defer p.mu.Unlock()
+	fromClient, fromServer = p.endedFromClient, p.endedFromServer
 	for c := range p.conns {
-		conns = append(conns, c)
-	}
-	p.mu.Unlock()
-	for _, c := range conns {
 		c.mu.Lock()
-		pr := c.tr.Progress()
+		pr := c.sess.Progress()
 		c.mu.Unlock()
 		fromClient += pr.BytesFromClient
 		fromServer += pr.BytesFromServer
@@ -100,50 +96,12 @@ func (p *Proxy) LiveBytes() (fromClient, fromServer uint64) {
 
 // ActiveByPhase counts the live connections per phase.
 func (p *Proxy) ActiveByPhase() map[string]int {
-	p.mu.Lock()
-	conns := make([]*conn, 0, len(p.conns))
-	for c := range p.conns {
-		conns = append(conns, c)
-	}
-	p.mu.Unlock()
 	out := make(map[string]int, 8)
-	for _, c := range conns {
+	for _, c := range p.live() {
 		c.mu.Lock()
-		ph := c.tr.Phase()
+		ph := c.sess.Progress().Phase
 		c.mu.Unlock()
 		out[ph.String()]++
 	}
 	return out
 }
-
-// touch notes activity on the connection (a chunk relayed either way).
-func (c *conn) touch() { c.lastActive.Store(c.p.now().UnixNano()) }
-
-// idle is how long the connection has been without traffic at now.
-func (c *conn) idle(now time.Time) time.Duration {
-	last := c.lastActive.Load()
-	if last == 0 {
-		return now.Sub(c.started)
-	}
-	return max(now.Sub(time.Unix(0, last)), 0)
-}
-
-// query returns statement text as events and views show it: only with
-// --log-queries, cut to its length, literals masked with --redact.
-func (c *conn) query(q string) string {
-	q = truncate(q, c.p.QueryCapture)
-	if q != "" && c.p.Redact != nil {
-		q = c.p.Redact(q)
-	}
-	return q
-}
-
-func attrMap(attrs []protocol.Attr) map[string]string {
-	m := make(map[string]string, len(attrs))
-	for _, a := range attrs {
-		m[a.Key] = a.Value
-	}
-	return m
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

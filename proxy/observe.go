@@ -2,42 +2,9 @@ package proxy
 
 import (
 	"net"
-	"strconv"
 	"sync"
 
 	"go.uber.org/zap"
-)
-
-// FaultObserver is an optional capability of an EventSink: it is told each
-// time a fault rule fires (latency and bandwidth rules fire on every chunk
-// they shape), for abortscope_faults_fired_total.
-type FaultObserver interface {
-	FaultFired(action string)
-}
-
-// Sinks fans events out to several sinks, in order.
-type Sinks []EventSink
-
-// Emit gives e to every sink.
-func (s Sinks) Emit(e *Event) {
-	for _, x := range s {
-		x.Emit(e)
-	}
-}
-
-// FaultFired tells every sink that observes faults.
-func (s Sinks) FaultFired(action string) {
-	for _, x := range s {
-		if o, ok := x.(FaultObserver); ok {
-			o.FaultFired(action)
-		}
-	}
-}
-
-var (
-	_ EventSink     = Sinks(nil)
-	_ FaultObserver = Sinks(nil)
-	_ EventSink     = (*JSONLines)(nil)
 )
 
 // ProcessResolver finds the local process behind a client connection (a
@@ -76,15 +43,7 @@ func (c *conn) resolveProcess() {
 func (c *conn) pidHint() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, _, _, attrs := c.tr.Identity()
-	for _, a := range attrs {
-		if a.Key == "_pid" {
-			if pid, err := strconv.Atoi(a.Value); err == nil && pid > 0 {
-				return pid
-			}
-		}
-	}
-	return 0
+	return c.sess.Pid()
 }
 
 // process returns what the resolver found so far.

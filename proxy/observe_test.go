@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/protocol"
 )
 
@@ -72,7 +73,7 @@ func TestProcessResolverPanics(t *testing.T) {
 	}
 	c.c.Close()
 	ev := h.one(t)
-	if ev.User != "u" || ev.ClientPID != 0 || ev.ClientCmd != "" || ev.Verdict != VerdictClientNoQuit {
+	if ev.User != "u" || ev.ClientPID != 0 || ev.ClientCmd != "" || ev.Verdict != events.ClientNoQuit {
 		t.Errorf("event: user %q client_pid %d client_cmd %q verdict %q", ev.User, ev.ClientPID, ev.ClientCmd, ev.Verdict)
 	}
 }

@@ -1,6 +1,8 @@
-// Package proxy relays MySQL/MariaDB connections one to one, unchanged but
-// for capability bits the tracker cannot follow, and emits one Event per
-// connection telling how it ended.
+// Package proxy is the goroutine engine of abortscope: it accepts client
+// connections, dials the upstream one to one, runs the handshake one packet
+// at a time, then relays both directions in two goroutines per connection,
+// and emits one event per connection. Everything it decides it asks of the
+// connection's session (package session); what it does itself is I/O.
 package proxy
 
 import (
@@ -15,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/faults"
 )
 
@@ -29,28 +32,30 @@ type Proxy struct {
 	// Upstream is the server address, host:port. Required.
 	Upstream string
 	// Dialer dials Upstream. If nil, a net.Dialer with DialTimeout and TCP
-	// keepalive is used.
+	// keepalive is used. It must return TCP connections (the proxy mirrors
+	// FIN and RST on them).
 	Dialer Dialer
 	// DialTimeout bounds connecting to Upstream. If zero, 5 s.
 	DialTimeout time.Duration
 	// Logger receives human logs. If nil, nothing is logged.
 	Logger *zap.Logger
-	// Events receives one Event per ended connection. If nil, events are
-	// dropped.
-	Events EventSink
+	// Events receives one Event per ended connection, from the
+	// connection's goroutine: it must not block (events.Writer queues). If
+	// nil, events are dropped.
+	Events events.Sink
 	// QueryCapture is how many bytes of each statement are kept and put in
 	// the event's query field. If zero, no statement text is kept.
 	QueryCapture int
 	// Faults holds the armed fault rules. If nil, fault injection is off;
-	// with no rule armed it costs one atomic load per chunk relayed.
+	// with no rule armed the forwarding path checks one atomic.
 	Faults *faults.Set
 	// ResolveProcess, if set, names the local process behind each client
 	// (client_pid, client_cmd). If nil, they stay empty.
 	ResolveProcess ProcessResolver
 	// Annotate, if set, is called with each event before it is emitted, to
-	// add what the proxy package does not compute itself (the cause and
-	// advice of the explain package). It must not retain the event.
-	Annotate func(*Event)
+	// add what the proxy does not compute itself (the cause and advice of
+	// the explain package). It must not retain the event.
+	Annotate func(*events.Event)
 	// Redact, if set, masks literals in statement text before it appears in
 	// events and views (--redact).
 	Redact func(string) string
@@ -68,28 +73,24 @@ type Proxy struct {
 	ProxyHeaderTimeout time.Duration
 	// BufferSize is the relay buffer per direction. If zero, 32 KiB.
 	BufferSize int
-	// Now is the clock. If nil, time.Now.
-	Now func() time.Time
 
 	nextID   atomic.Uint64
 	draining atomic.Bool
-	tlsWarn  sync.Once
+	warned   sync.Map // warnings logged once per proxy
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	wg        sync.WaitGroup
+	stopping  chan struct{} // closed by Shutdown: ends the accept backoff
+	// Bytes relayed by connections that ended, folded in as each leaves
+	// the live set, so that abortscope_bytes_total never counts a
+	// connection twice nor goes down (Bytes).
+	endedFromClient, endedFromServer uint64
+	wg                               sync.WaitGroup
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("abortscope: proxy closed")
-
-func (p *Proxy) now() time.Time {
-	if p.Now != nil {
-		return p.Now()
-	}
-	return time.Now()
-}
 
 func (p *Proxy) logger() *zap.Logger {
 	if p.Logger != nil {
@@ -127,7 +128,8 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	if err := p.checkProxyProtocol(); err != nil {
 		return err
 	}
-	if !p.track(ln) {
+	stopping, ok := p.track(ln)
+	if !ok {
 		ln.Close()
 		return ErrServerClosed
 	}
@@ -145,7 +147,12 @@ func (p *Proxy) Serve(ln net.Listener) error {
 				// serving the connections we have.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				p.logger().Warn("accept failed; retrying", zap.Error(err), zap.Duration("retry_in", delay))
-				time.Sleep(delay)
+				t := time.NewTimer(delay)
+				select {
+				case <-t.C:
+				case <-stopping:
+					t.Stop()
+				}
 				continue
 			}
 			return fmt.Errorf("abortscope: accept: %w", err)
@@ -166,21 +173,22 @@ func temporaryAccept(err error) bool {
 	return false
 }
 
-func (p *Proxy) track(ln net.Listener) bool {
+func (p *Proxy) track(ln net.Listener) (stopping <-chan struct{}, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.draining.Load() {
-		return false
+		return nil, false
 	}
 	if p.listeners == nil {
 		p.listeners = make(map[net.Listener]struct{})
+		p.stopping = make(chan struct{})
 	}
 	p.listeners[ln] = struct{}{}
 	// The accept loop counts in the WaitGroup until Serve returns, so a
 	// connection it accepted as Shutdown began is added (start) before the
 	// count can reach zero: Shutdown's Wait then also waits for its event.
 	p.wg.Add(1)
-	return true
+	return p.stopping, true
 }
 
 func (p *Proxy) untrack(ln net.Listener) {
@@ -201,19 +209,29 @@ func (p *Proxy) start(client net.Conn) {
 	p.wg.Add(1)
 	draining := p.draining.Load()
 	p.mu.Unlock()
-	go func() {
-		defer p.wg.Done()
-		defer func() {
-			p.mu.Lock()
-			delete(p.conns, c)
-			p.mu.Unlock()
-		}()
-		if draining {
-			c.refuse()
-			return
-		}
-		c.serve()
-	}()
+	go c.run(draining)
+}
+
+// live returns the connections being relayed.
+func (p *Proxy) live() []*conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*conn, 0, len(p.conns))
+	for c := range p.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// leave takes an ended connection out of the live set and folds its final
+// byte counts into the ended totals, in one step: a scrape sees its bytes
+// either among the live or among the ended, never both, never neither.
+func (p *Proxy) leave(c *conn, fromClient, fromServer uint64) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.endedFromClient += fromClient
+	p.endedFromServer += fromServer
+	p.mu.Unlock()
 }
 
 // Shutdown stops accepting, then lets each connection finish what it is
@@ -224,15 +242,22 @@ func (p *Proxy) start(client net.Conn) {
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	p.draining.Store(true)
+	listeners := make([]net.Listener, 0, len(p.listeners))
 	for ln := range p.listeners {
-		ln.Close()
+		listeners = append(listeners, ln)
 	}
-	conns := make([]*conn, 0, len(p.conns))
-	for c := range p.conns {
-		conns = append(conns, c)
+	if p.stopping != nil {
+		select {
+		case <-p.stopping:
+		default:
+			close(p.stopping)
+		}
 	}
 	p.mu.Unlock()
-	for _, c := range conns {
+	for _, ln := range listeners {
+		ln.Close()
+	}
+	for _, c := range p.live() {
 		c.drain()
 	}
 
@@ -246,11 +271,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
-	p.mu.Lock()
-	for c := range p.conns {
-		c.abort(ending{by: ByProxy, close: CloseShutdown})
+	for _, c := range p.live() {
+		c.abort()
 	}
-	p.mu.Unlock()
 	<-done
 	return ctx.Err()
 }
@@ -260,4 +283,11 @@ func (p *Proxy) Active() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.conns)
+}
+
+// warnOnce logs msg once per proxy.
+func (p *Proxy) warnOnce(msg string, fields ...zap.Field) {
+	if _, seen := p.warned.LoadOrStore(msg, true); !seen {
+		p.logger().Warn(msg, fields...)
+	}
 }

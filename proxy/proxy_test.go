@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/protocol"
 )
 
@@ -23,7 +24,10 @@ var testAttrs = []protocol.Attr{
 }
 
 func sameAttrs(got map[string]string, want []protocol.Attr) bool {
-	w := attrMap(want)
+	w := make(map[string]string, len(want))
+	for _, a := range want {
+		w[a.Key] = a.Value
+	}
 	if len(got) != len(w) {
 		return false
 	}
@@ -131,7 +135,7 @@ func TestByteIdentity(t *testing.T) {
 			}
 
 			ev := h.one(t)
-			if ev.Verdict != VerdictClean || ev.Phase != "idle" || ev.EndedBy != "client" || ev.Close != "quit" || ev.ExpectedServerError != 0 {
+			if ev.Verdict != events.Clean || ev.Phase != "idle" || ev.EndedBy != "client" || ev.Close != "quit" || ev.ExpectedServerError != 0 {
 				t.Errorf("event: verdict %s phase %s ended_by %s close %s expected %d", ev.Verdict, ev.Phase, ev.EndedBy, ev.Close, ev.ExpectedServerError)
 			}
 			if ev.Event != "connection_ended" || ev.ServerConnID != s.ID || ev.User != "app" || ev.DB != "shop" || !sameAttrs(ev.Attrs, testAttrs) {
@@ -197,7 +201,7 @@ func TestGoSQLDriver(t *testing.T) {
 		t.Errorf("upstream session: quit %v user %q db %q", s.GotQuit, s.User, s.DB)
 	}
 	ev := h.one(t)
-	if ev.Verdict != VerdictClean || ev.ServerConnID != s.ID || ev.User != "root" || ev.DB != "mysql" ||
+	if ev.Verdict != events.Clean || ev.ServerConnID != s.ID || ev.User != "root" || ev.DB != "mysql" ||
 		ev.Attrs["_client_name"] != "Go-MySQL-Driver" || ev.Attrs["program_name"] != "abortscope-test" || ev.Attrs["_pid"] == "" {
 		t.Errorf("event: %+v", ev)
 	}
@@ -219,14 +223,14 @@ func TestUpstreamUnreachable(t *testing.T) {
 		t.Fatalf("client read %v, want an ERR packet", err)
 	}
 	e, ok := protocol.ParseERR(p)
-	if !ok || seq != 0 || e.Code != erUpstreamUnreachable || e.SQLState != "08S01" || !strings.Contains(e.Message, down) {
-		t.Errorf("client got seq %d ERR %+v (ok %v), want seq 0, %d naming %s", seq, e, ok, erUpstreamUnreachable, down)
+	if !ok || seq != 0 || e.Code != 1105 || e.SQLState != "08S01" || !strings.Contains(e.Message, down) {
+		t.Errorf("client got seq %d ERR %+v (ok %v), want seq 0, %d naming %s", seq, e, ok, 1105, down)
 	}
 	if err := c.readEnd(); err != io.EOF {
 		t.Errorf("after the ERR the client read %v, want EOF", err)
 	}
 	ev := h.one(t)
-	if ev.Verdict != VerdictUpstreamUnreachable || ev.Phase != "connect" || ev.EndedBy != "proxy" || ev.Close != "dial_error" ||
+	if ev.Verdict != events.UpstreamUnreachable || ev.Phase != "connect" || ev.EndedBy != "proxy" || ev.Close != "dial_error" ||
 		!strings.Contains(ev.Error, down) || ev.ServerConnID != 0 {
 		t.Errorf("event: %+v", ev)
 	}
@@ -263,7 +267,7 @@ func TestSSLRequestRefused(t *testing.T) {
 		t.Errorf("upstream: read %v, handshake % x; want EOF before any handshake response", s.ReadErr, s.Handshake)
 	}
 	ev := h.one(t)
-	if !ev.TLSRequested || ev.Verdict != VerdictHandshakeAbort || ev.Phase != "handshake" || ev.ServerConnID != s.ID {
+	if !ev.TLSRequested || ev.Verdict != events.HandshakeAbort || ev.Phase != "handshake" || ev.ServerConnID != s.ID {
 		t.Errorf("event: %+v", ev)
 	}
 }
@@ -281,7 +285,7 @@ func TestAuthFailed(t *testing.T) {
 	c.c.Close() // as a client does after a refused login; racing the server's FIN
 	s := fake.next(t)
 	ev := h.one(t)
-	if ev.Verdict != VerdictAuthFailed || ev.EndedBy != "server" || ev.Close != "err_packet" || ev.Phase != "handshake" ||
+	if ev.Verdict != events.AuthFailed || ev.EndedBy != "server" || ev.Close != "err_packet" || ev.Phase != "handshake" ||
 		ev.ServerErrorCode != 1045 || !strings.Contains(ev.ServerErrorMessage, "Access denied") || ev.ServerConnID != s.ID || ev.User != "app" {
 		t.Errorf("event: %+v", ev)
 	}

@@ -11,6 +11,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/abortscope/abortscope/proxyproto"
+	"github.com/abortscope/abortscope/session"
+	"github.com/abortscope/abortscope/transport"
 )
 
 // PROXY protocol on both sides of the proxy.
@@ -37,13 +39,6 @@ const (
 	ProxyProtocolV1 = "v1"
 	ProxyProtocolV2 = "v2"
 )
-
-// errHeaderRefused marks a PROXY header the proxy would not take.
-var errHeaderRefused = errors.New("abortscope: PROXY protocol header refused")
-
-// erHandshakeError is ER_HANDSHAKE_ERROR ("Bad handshake", SQLSTATE 08S01),
-// what MariaDB answers a first packet it cannot read with.
-const erHandshakeError = 1043
 
 func (p *Proxy) proxyHeaderTimeout() time.Duration {
 	if p.ProxyHeaderTimeout > 0 {
@@ -85,32 +80,33 @@ func (p *Proxy) mustSendHeader(addr net.Addr) bool {
 // acceptHeader reads the PROXY header a peer in AcceptProxyProtocol must
 // send first; for other peers it reads nothing. It returns the header (zero
 // if none was read) and false when the connection ended here. A header that
-// names a client makes it the connection's client: clientAddr, clientIP and
-// the log fields change before the dial, so everything after sees it.
+// names a client makes it the connection's client: the session's client
+// address and the log fields change before the dial, so everything after
+// sees it.
 func (c *conn) acceptHeader() (proxyproto.Header, bool) {
 	peer := c.client.RemoteAddr()
 	if !c.p.mustSendHeader(peer) {
 		return proxyproto.Header{}, true
 	}
-	c.client.SetReadDeadline(c.p.now().Add(c.p.proxyHeaderTimeout()))
+	c.client.SetReadDeadline(time.Now().Add(c.p.proxyHeaderTimeout()))
 	var h proxyproto.Header
 	var err error
-	if !c.draining.Load() { // else drain's wake-up was overwritten: do not wait
+	c.mu.Lock()
+	draining := c.sess.Draining()
+	c.mu.Unlock()
+	if !draining { // else drain's wake-up was overwritten: do not wait
 		h, err = proxyproto.Read(c.client)
 	} else {
 		err = os.ErrDeadlineExceeded
 	}
 	c.client.SetReadDeadline(time.Time{})
 	if err != nil {
-		c.headerFailed(peer, err)
+		c.headerFailed(err)
 		return proxyproto.Header{}, false
 	}
-	if c.draining.Load() {
-		// Shutdown began while the header was read, and clearing the
-		// deadline may have lost its wake-up: set it again, so the
-		// connection logs in and then quits at rest, as any other does.
-		c.client.SetReadDeadline(time.Unix(1, 0))
-	}
+	c.mu.Lock()
+	c.sess.SetHeaderRead()
+	c.mu.Unlock()
 	if !h.HasAddress() {
 		// v1 UNKNOWN or v2 LOCAL: the peer speaks for itself.
 		c.log.Debug("PROXY header names no client; the peer is the client", zap.Int("proxy_protocol", h.Version))
@@ -118,13 +114,12 @@ func (c *conn) acceptHeader() (proxyproto.Header, bool) {
 	}
 	src := netip.AddrPortFrom(h.Source.Addr().Unmap(), h.Source.Port())
 	c.mu.Lock()
-	c.clientAddr = src.String()
-	c.clientIP = net.IP(src.Addr().AsSlice())
+	c.sess.SetClient(src.String(), net.IP(src.Addr().AsSlice()))
 	c.mu.Unlock()
 	// The relays have not started and nothing else may log through c.log
 	// (the process lookup, which runs from accept, must not), so the
 	// logger can be swapped here.
-	c.log = c.p.logger().With(zap.Uint64("conn_id", c.id), zap.String("client_addr", c.clientAddr),
+	c.log = c.p.logger().With(zap.Uint64("conn_id", c.id), zap.String("client_addr", src.String()),
 		zap.String("proxied_by", peer.String()))
 	c.log.Debug("PROXY header accepted", zap.Int("proxy_protocol", h.Version),
 		zap.String("destination", h.Destination.String()))
@@ -132,41 +127,25 @@ func (c *conn) acceptHeader() (proxyproto.Header, bool) {
 }
 
 // headerFailed ends a connection whose peer was to send a PROXY header and
-// did not: its event says handshake_abort, with the reason, and nothing is
-// dialed.
-func (c *conn) headerFailed(peer net.Addr, err error) {
-	switch {
-	case closedByUs(err):
+// did not: the session decides what the client is told.
+func (c *conn) headerFailed(err error) {
+	f := transport.Classify(c.client, err)
+	if f.Ours {
 		return // aborted (Shutdown ran out of time): the ending is recorded
-	case c.draining.Load() && errors.Is(err, os.ErrDeadlineExceeded):
-		if c.record(ending{by: ByProxy, close: CloseShutdown}) {
-			c.sendERR(0, 1053, "08S01", "abortscope: proxy is shutting down")
-		}
-		return
 	}
-	err = fmt.Errorf("abortscope: no valid PROXY protocol header from %s, which must send one (AcceptProxyProtocol): %w", peer, err)
-	e := ending{by: ByClient, close: closeKindOf(err), err: err}
 	malformed := errors.Is(err, proxyproto.ErrInvalid) || errors.Is(err, proxyproto.ErrNoSignature) ||
 		errors.Is(err, proxyproto.ErrUnsupported)
-	if malformed {
-		e.by, e.close = ByProxy, CloseFIN
-	}
-	if !c.record(e) {
-		return
-	}
-	c.log.Warn("connection refused: no valid PROXY protocol header from a peer that must send one", zap.Error(errors.Unwrap(err)))
-	if malformed || e.close == CloseTimeout {
-		// A MySQL client in an allowed network that sent no header sees
-		// why; a load balancer passes the ERR on to its client.
-		c.sendERR(0, erHandshakeError, "08S01", err.Error())
-	}
+	c.mu.Lock()
+	p := c.sess.HeaderFailed(err, f.Kind, malformed, c.sess.Draining(), time.Now())
+	c.mu.Unlock()
+	c.carry(session.Client, p)
 }
 
 // sendHeader writes the upstream PROXY header, if one is configured: the
 // client (accepted.Source when a header named one, else the socket's peer)
 // and the proxy address it connected to. It returns false when the
 // connection ended here.
-func (c *conn) sendHeader(server net.Conn, accepted proxyproto.Header) bool {
+func (c *conn) sendHeader(server transport.Conn, accepted proxyproto.Header) bool {
 	if c.p.UpstreamProxyProtocol == "" {
 		return true
 	}
@@ -186,19 +165,13 @@ func (c *conn) sendHeader(server net.Conn, accepted proxyproto.Header) bool {
 	} else {
 		hdr = proxyproto.AppendV2(nil, src, dst)
 	}
-	server.SetWriteDeadline(c.p.now().Add(c.p.dialTimeout()))
+	server.SetWriteDeadline(time.Now().Add(c.p.dialTimeout()))
 	_, err := server.Write(hdr)
 	server.SetWriteDeadline(time.Time{})
 	if err == nil {
 		return true
 	}
-	if closedByUs(err) {
-		return false
-	}
-	err = fmt.Errorf("send PROXY header to upstream %s: %w", c.p.Upstream, err)
-	if c.record(ending{by: ByServer, close: closeKindOf(err), err: err, onWrite: true}) {
-		c.sendERR(0, erUpstreamUnreachable, "08S01", "abortscope: "+err.Error())
-	}
+	c.writeFailed(session.Server, server, fmt.Errorf("send PROXY header to upstream %s: %w", c.p.Upstream, err))
 	return false
 }
 
@@ -209,33 +182,4 @@ func addrPort(a net.Addr) netip.AddrPort {
 		return t.AddrPort()
 	}
 	return netip.AddrPort{}
-}
-
-// refuseHeader ends the connection if first, the first four bytes the
-// client sent after the greeting, begin a PROXY header: from a peer not in
-// AcceptProxyProtocol (or a second one from a peer that is), it would reach
-// MariaDB, which may trust the proxy's address and take the client it names.
-func (c *conn) refuseHeader(first []byte) bool {
-	if !proxyproto.LooksLikeHeader(first) {
-		return false
-	}
-	peer := c.client.RemoteAddr()
-	why := fmt.Sprintf("from %s, which is not in AcceptProxyProtocol (--accept-proxy-protocol)", peer)
-	if c.p.mustSendHeader(peer) {
-		why = fmt.Sprintf("a second one from %s, after the header it already sent", peer)
-	}
-	err := fmt.Errorf("%w: %s", errHeaderRefused, why)
-	if !c.record(ending{by: ByProxy, close: CloseFIN, err: err}) {
-		return true
-	}
-	c.log.Warn("connection refused: a client sent a PROXY protocol header; it is not forwarded",
-		zap.String("peer", peer.String()), zap.String("reason", why))
-	// No ERR to the client: a header sent at connect is read here while
-	// the server relay, the only writer toward the client, may still be
-	// passing the greeting on. The event and the log line say why.
-	c.client.Close()
-	if s := c.upstream(); s != nil {
-		s.Close()
-	}
-	return true
 }

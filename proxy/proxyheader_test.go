@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/faults"
 	"github.com/abortscope/abortscope/protocol"
 	"github.com/abortscope/abortscope/proxyproto"
@@ -139,7 +140,7 @@ func TestUpstreamHeader(t *testing.T) {
 			if s := fake.next(t); s.User != "pp" || !s.GotQuit {
 				t.Errorf("upstream session: user %q, quit %v", s.User, s.GotQuit)
 			}
-			if ev := h.one(t); ev.Verdict != VerdictClean || ev.ClientAddr != c.c.LocalAddr().String() {
+			if ev := h.one(t); ev.Verdict != events.Clean || ev.ClientAddr != c.c.LocalAddr().String() {
 				t.Errorf("event: %+v", ev)
 			}
 		})
@@ -181,7 +182,7 @@ func TestAcceptedHeaderNamesClient(t *testing.T) {
 	}
 	c.rst()
 	ev := h.one(t)
-	if ev.ClientAddr != "10.9.8.7:40000" || ev.Verdict != VerdictClientReset || ev.User != "behind_lb" {
+	if ev.ClientAddr != "10.9.8.7:40000" || ev.Verdict != events.ClientReset || ev.User != "behind_lb" {
 		t.Errorf("event: %+v", ev)
 	}
 }
@@ -213,7 +214,7 @@ func TestHeaderFromOtherPeerRefused(t *testing.T) {
 				t.Errorf("client received % x", c.recv.Bytes())
 			}
 			ev := h.one(t)
-			if ev.Verdict != VerdictHandshakeAbort || ev.EndedBy != string(ByProxy) ||
+			if ev.Verdict != events.HandshakeAbort || ev.EndedBy != events.ByProxy ||
 				!strings.Contains(ev.Error, "PROXY protocol header refused") || ev.ClientAddr != c.c.LocalAddr().String() {
 				t.Errorf("event: %+v", ev)
 			}
@@ -238,15 +239,15 @@ func TestAcceptHeaderFailures(t *testing.T) {
 		name  string
 		send  string
 		close bool
-		by    Side
-		kind  CloseKind
+		by    events.Side
+		kind  events.CloseKind
 		err   string // in the event and, if the client is there, the ERR
 	}{
-		{name: "bad port", send: "PROXY TCP4 10.9.8.7 192.0.2.1 99999 3306\r\n", by: ByProxy, kind: CloseFIN, err: "source port"},
-		{name: "v2 udp", send: string(append(proxyproto.AppendV2(nil, netip.MustParseAddrPort("10.9.8.7:1"), netip.MustParseAddrPort("10.0.0.1:2"))[:13], 0x12, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)), by: ByProxy, kind: CloseFIN, err: "not TCP"},
-		{name: "no signature", send: "\x4a\x00\x00\x01\x85\xa6", by: ByProxy, kind: CloseFIN, err: "no PROXY protocol signature"},
-		{name: "nothing in time", by: ByClient, kind: CloseTimeout, err: "timeout"},
-		{name: "closed", close: true, by: ByClient, kind: CloseFIN, err: "EOF"},
+		{name: "bad port", send: "PROXY TCP4 10.9.8.7 192.0.2.1 99999 3306\r\n", by: events.ByProxy, kind: events.CloseFIN, err: "source port"},
+		{name: "v2 udp", send: string(append(proxyproto.AppendV2(nil, netip.MustParseAddrPort("10.9.8.7:1"), netip.MustParseAddrPort("10.0.0.1:2"))[:13], 0x12, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)), by: events.ByProxy, kind: events.CloseFIN, err: "not TCP"},
+		{name: "no signature", send: "\x4a\x00\x00\x01\x85\xa6", by: events.ByProxy, kind: events.CloseFIN, err: "no PROXY protocol signature"},
+		{name: "nothing in time", by: events.ByClient, kind: events.CloseTimeout, err: "timeout"},
+		{name: "closed", close: true, by: events.ByClient, kind: events.CloseFIN, err: "EOF"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &countingDialer{}
@@ -263,12 +264,12 @@ func TestAcceptHeaderFailures(t *testing.T) {
 				c.c.CloseWrite()
 			} else {
 				seq, p, err := c.readPacket()
-				if e, ok := protocol.ParseERR(p); err != nil || !ok || e.Code != erHandshakeError || seq != 0 || !strings.Contains(e.Message, tc.err) {
+				if e, ok := protocol.ParseERR(p); err != nil || !ok || e.Code != 1043 || seq != 0 || !strings.Contains(e.Message, tc.err) {
 					t.Errorf("client got seq %d %+v, %v; want ERR 1043 naming %q", seq, e, err, tc.err)
 				}
 			}
 			ev := h.one(t)
-			if ev.Verdict != VerdictHandshakeAbort || ev.EndedBy != string(tc.by) || ev.Close != string(tc.kind) ||
+			if ev.Verdict != events.HandshakeAbort || ev.EndedBy != tc.by || ev.Close != tc.kind ||
 				!strings.Contains(ev.Error, tc.err) || !strings.Contains(ev.Error, "PROXY") || ev.Phase != "connect" {
 				t.Errorf("event: %+v", ev)
 			}
@@ -302,7 +303,7 @@ func TestShutdownWhileReadingHeader(t *testing.T) {
 	if e, ok := protocol.ParseERR(p); err != nil || !ok || e.Code != 1053 || seq != 0 {
 		t.Errorf("client got seq %d %+v, %v; want ERR 1053", seq, e, err)
 	}
-	if ev := h.one(t); ev.Verdict != VerdictProxyShutdown || d.n.Load() != 0 {
+	if ev := h.one(t); ev.Verdict != events.ProxyShutdown || d.n.Load() != 0 {
 		t.Errorf("event %+v after %d dials; want proxy_shutdown, no dial", ev, d.n.Load())
 	}
 }
@@ -325,7 +326,7 @@ func TestUnknownHeaderKeepsPeer(t *testing.T) {
 		t.Errorf("upstream header %+v, want source %v", hdr, localAddrPort(c.c))
 	}
 	c.c.Close()
-	if ev := h.one(t); ev.ClientAddr != c.c.LocalAddr().String() || ev.Verdict != VerdictClientNoQuit {
+	if ev := h.one(t); ev.ClientAddr != c.c.LocalAddr().String() || ev.Verdict != events.ClientNoQuit {
 		t.Errorf("event: %+v", ev)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/protocol"
 )
 
@@ -28,7 +29,7 @@ func (h *harness) shutdown(timeout time.Duration) <-chan shutdownResult {
 
 type shutdownResult struct {
 	err    error
-	events []Event
+	events []events.Event
 }
 
 func waitShutdown(t testing.TB, ch <-chan shutdownResult) shutdownResult {
@@ -47,14 +48,14 @@ func (h *harness) waitDraining(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		h.p.mu.Lock()
 		n := 0
-		for c := range h.p.conns {
-			if !c.draining.Load() {
+		for _, c := range h.p.live() {
+			c.mu.Lock()
+			if !c.sess.Draining() {
 				n++
 			}
+			c.mu.Unlock()
 		}
-		h.p.mu.Unlock()
 		if n == 0 && h.p.draining.Load() {
 			return
 		}
@@ -84,7 +85,7 @@ func TestShutdownIdle(t *testing.T) {
 		t.Fatalf("%d events when Shutdown returned, want 3", len(r.events))
 	}
 	for _, ev := range r.events {
-		checkEvent(t, ev, VerdictProxyShutdown, "idle", "proxy", "shutdown", 0)
+		checkEvent(t, ev, events.ProxyShutdown, "idle", "proxy", "shutdown", 0)
 	}
 	for _, c := range clients {
 		if err := c.readEnd(); err != io.EOF {
@@ -122,7 +123,7 @@ func TestShutdownBusyFinishes(t *testing.T) {
 	if r.err != nil || len(r.events) != 1 {
 		t.Fatalf("Shutdown: %v, %d events", r.err, len(r.events))
 	}
-	checkEvent(t, r.events[0], VerdictProxyShutdown, "idle", "proxy", "shutdown", 0)
+	checkEvent(t, r.events[0], events.ProxyShutdown, "idle", "proxy", "shutdown", 0)
 	if s := fake.next(t); !s.GotQuit || s.WriteErr != nil {
 		t.Errorf("upstream: quit %v write error %v", s.GotQuit, s.WriteErr)
 	}
@@ -145,7 +146,7 @@ func TestShutdownBusyTimesOut(t *testing.T) {
 	if len(r.events) != 1 {
 		t.Fatalf("%d events when Shutdown returned, want 1", len(r.events))
 	}
-	checkEvent(t, r.events[0], VerdictProxyShutdown, "result", "proxy", "shutdown", ErNetErrorWrite)
+	checkEvent(t, r.events[0], events.ProxyShutdown, "result", "proxy", "shutdown", events.ErNetErrorOnWrite)
 	if s := fake.next(t); !isReset(s.WriteErr) {
 		t.Errorf("upstream write error %v, want ECONNRESET or EPIPE", s.WriteErr)
 	}
@@ -177,7 +178,7 @@ func TestShutdownMidHandshake(t *testing.T) {
 	if r.err != nil || len(r.events) != 1 {
 		t.Fatalf("Shutdown: %v, %d events", r.err, len(r.events))
 	}
-	checkEvent(t, r.events[0], VerdictProxyShutdown, "idle", "proxy", "shutdown", 0)
+	checkEvent(t, r.events[0], events.ProxyShutdown, "idle", "proxy", "shutdown", 0)
 	if s := fake.next(t); !s.GotQuit {
 		t.Errorf("upstream: quit %v, read %v; want COM_QUIT", s.GotQuit, s.ReadErr)
 	}
@@ -204,7 +205,7 @@ func TestShutdownWhileDialing(t *testing.T) {
 	if !errors.Is(r.err, context.DeadlineExceeded) || len(r.events) != 1 {
 		t.Fatalf("Shutdown: %v, %d events", r.err, len(r.events))
 	}
-	checkEvent(t, r.events[0], VerdictProxyShutdown, "connect", "proxy", "shutdown", 0)
+	checkEvent(t, r.events[0], events.ProxyShutdown, "connect", "proxy", "shutdown", 0)
 	if err := c.readEnd(); err != io.EOF {
 		t.Errorf("client read %v, want EOF", err)
 	}
@@ -262,11 +263,11 @@ func TestShutdownRefusesLateConnection(t *testing.T) {
 	if err := p.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
-	events := p.Events.(*collector).all()
-	if len(events) != 1 {
-		t.Fatalf("%d events when Shutdown returned, want 1", len(events))
+	evs := p.Events.(*collector).all()
+	if len(evs) != 1 {
+		t.Fatalf("%d events when Shutdown returned, want 1", len(evs))
 	}
-	checkEvent(t, events[0], VerdictProxyShutdown, "connect", "proxy", "shutdown", 0)
+	checkEvent(t, evs[0], events.ProxyShutdown, "connect", "proxy", "shutdown", 0)
 	seq, pkt, err := c.readPacket()
 	if e, ok := protocol.ParseERR(pkt); err != nil || !ok || e.Code != 1053 || seq != 0 {
 		t.Errorf("late client got seq %d % x, %v; want ERR 1053", seq, pkt, err)

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 // TestAdvicePerCause: the aggregator counts causes (computing them for
@@ -13,11 +13,11 @@ import (
 // non-clean causes once with their advice.
 func TestAdvicePerCause(t *testing.T) {
 	var a Aggregator
-	idle := func(e *proxy.Event) { e.IdleMS = 800 }
-	a.Add(ev("app", "10.0.0.5:1", "billing", 0, 11, proxy.VerdictClientNoQuit, idle))
-	a.Add(ev("app", "10.0.0.5:2", "billing", 1, 12, proxy.VerdictClientNoQuit, idle))
-	a.Add(ev("app", "10.0.0.5:3", "billing", 2, 13, proxy.VerdictClean))
-	a.Add(ev("app", "10.0.0.5:4", "billing", 3, 14, proxy.VerdictServerIdleTimeout, func(e *proxy.Event) {
+	idle := func(e *events.Event) { e.IdleMS = 800 }
+	a.Add(ev("app", "10.0.0.5:1", "billing", 0, 11, events.ClientNoQuit, idle))
+	a.Add(ev("app", "10.0.0.5:2", "billing", 1, 12, events.ClientNoQuit, idle))
+	a.Add(ev("app", "10.0.0.5:3", "billing", 2, 13, events.Clean))
+	a.Add(ev("app", "10.0.0.5:4", "billing", 3, 14, events.ServerIdleTimeout, func(e *events.Event) {
 		e.Cause, e.Advice = "server_idle_timeout", "as the proxy said"
 	}))
 	sums := a.Summaries()
@@ -38,7 +38,7 @@ func TestAdvicePerCause(t *testing.T) {
 
 	b.Reset()
 	var clean Aggregator
-	clean.Add(ev("app", "10.0.0.5:1", "billing", 0, 11, proxy.VerdictClean))
+	clean.Add(ev("app", "10.0.0.5:1", "billing", 0, 11, events.Clean))
 	if WriteAdvice(&b, clean.Summaries()); b.Len() != 0 {
 		t.Errorf("all clean: %q, want nothing", b.String())
 	}

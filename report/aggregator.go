@@ -11,20 +11,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/explain"
-	"github.com/abortscope/abortscope/proxy"
 )
 
 // IsAbort reports whether verdict is an abort the client caused, one that
 // MariaDB logs as "Aborted connection" and counts in Aborted_clients: it
 // went away without COM_QUIT, idle (FIN or RST) or with a command in flight.
-func IsAbort(verdict string) bool {
-	switch verdict {
-	case proxy.VerdictClientNoQuit, proxy.VerdictClientReset, proxy.VerdictClientAbortFlight:
-		return true
-	}
-	return false
-}
+func IsAbort(verdict events.Verdict) bool { return verdict.ClientAbort() }
 
 // Summary is one client's connections: how they ended and when.
 type Summary struct {
@@ -35,8 +29,8 @@ type Summary struct {
 	ClientVersion string `json:"client_version,omitempty"`
 	Cmd           string `json:"cmd,omitempty"`
 
-	Conns    int            `json:"conns"`
-	Verdicts map[string]int `json:"verdicts"`
+	Conns    int                    `json:"conns"`
+	Verdicts map[events.Verdict]int `json:"verdicts"`
 	// Causes counts connections by cause (see the explain package), and
 	// Advice is the latest advice given for each cause.
 	Causes map[string]int    `json:"causes,omitempty"`
@@ -59,12 +53,12 @@ type Summary struct {
 
 // Abort is the latest aborted connection of a client.
 type Abort struct {
-	TS           time.Time `json:"ts"`
-	Verdict      string    `json:"verdict"`
-	ServerConnID uint32    `json:"server_conn_id"`
-	Phase        string    `json:"phase"`
-	LastCommand  string    `json:"last_command,omitempty"`
-	Query        string    `json:"query,omitempty"` // with serve --log-queries
+	TS           time.Time      `json:"ts"`
+	Verdict      events.Verdict `json:"verdict"`
+	ServerConnID uint32         `json:"server_conn_id"`
+	Phase        string         `json:"phase"`
+	LastCommand  string         `json:"last_command,omitempty"`
+	Query        string         `json:"query,omitempty"` // with serve --log-queries
 }
 
 const (
@@ -79,7 +73,7 @@ const (
 var OverflowKey = Key{Program: "(more clients than the report tracks)"}
 
 // Aggregator sums events into per-client summaries. The zero value is
-// ready to use. Add (and Emit, which makes it a proxy.EventSink) may be
+// ready to use. Add (and Emit, which makes it a events.Sink) may be
 // called from many goroutines at once.
 type Aggregator struct {
 	// Since drops events written before it. If zero, every event counts.
@@ -94,7 +88,7 @@ type Aggregator struct {
 	events  int // events added
 }
 
-var _ proxy.EventSink = (*Aggregator)(nil)
+var _ events.Sink = (*Aggregator)(nil)
 
 // client is a Summary in the making.
 type client struct {
@@ -104,10 +98,10 @@ type client struct {
 }
 
 // Emit adds e; the proxy calls it once per ended connection.
-func (a *Aggregator) Emit(e *proxy.Event) { a.Add(e) }
+func (a *Aggregator) Emit(e *events.Event) { a.Add(e) }
 
 // Add counts e under its client. It keeps no reference to e.
-func (a *Aggregator) Add(e *proxy.Event) {
+func (a *Aggregator) Add(e *events.Event) {
 	if !a.Since.IsZero() && e.TS.Before(a.Since) {
 		return
 	}
@@ -128,7 +122,7 @@ func (a *Aggregator) Add(e *proxy.Event) {
 			c = a.clients[k]
 		}
 		if c == nil {
-			c = &client{s: Summary{Key: k, Verdicts: make(map[string]int)}}
+			c = &client{s: Summary{Key: k, Verdicts: make(map[events.Verdict]int)}}
 			a.clients[k] = c
 		}
 	}
@@ -136,7 +130,7 @@ func (a *Aggregator) Add(e *proxy.Event) {
 	c.add(e)
 }
 
-func (c *client) add(e *proxy.Event) {
+func (c *client) add(e *events.Event) {
 	s := &c.s
 	s.Conns++
 	s.Verdicts[e.Verdict]++
@@ -231,7 +225,7 @@ func (a *Aggregator) Summaries() []Summary {
 			la := *s.LastAbort
 			s.LastAbort = &la
 		}
-		s.CleanShare = float64(s.Verdicts[proxy.VerdictClean]) / float64(s.Conns)
+		s.CleanShare = float64(s.Verdicts[events.Clean]) / float64(s.Conns)
 		out = append(out, s)
 	}
 	a.mu.Unlock()

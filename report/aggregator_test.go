@@ -7,14 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 var t0 = time.Date(2026, 11, 25, 15, 16, 30, 0, time.UTC)
 
 // ev builds an event of user from addr, ended at t0+sec with verdict.
-func ev(user, addr, program string, sec int, id uint32, verdict string, more ...func(*proxy.Event)) *proxy.Event {
-	e := &proxy.Event{
+func ev(user, addr, program string, sec int, id uint32, verdict events.Verdict, more ...func(*events.Event)) *events.Event {
+	e := &events.Event{
 		Event:        "connection_ended",
 		TS:           t0.Add(time.Duration(sec) * time.Second),
 		StartedAt:    t0.Add(time.Duration(sec)*time.Second - 200*time.Millisecond),
@@ -35,19 +35,19 @@ func ev(user, addr, program string, sec int, id uint32, verdict string, more ...
 	return e
 }
 
-func withCmd(pid int, cmd string) func(*proxy.Event) {
-	return func(e *proxy.Event) { e.ClientPID, e.ClientCmd = pid, cmd }
+func withCmd(pid int, cmd string) func(*events.Event) {
+	return func(e *events.Event) { e.ClientPID, e.ClientCmd = pid, cmd }
 }
 
 func TestAggregatorSummary(t *testing.T) {
 	var a Aggregator
-	a.Add(ev("app", "10.0.0.5:40001", "billing", 0, 11, proxy.VerdictClean))
-	a.Add(ev("app", "10.0.0.5:40002", "billing", 5, 12, proxy.VerdictClientNoQuit))
-	a.Add(ev("app", "10.0.0.5:40003", "billing", 9, 13, proxy.VerdictClientAbortFlight, func(e *proxy.Event) {
+	a.Add(ev("app", "10.0.0.5:40001", "billing", 0, 11, events.Clean))
+	a.Add(ev("app", "10.0.0.5:40002", "billing", 5, 12, events.ClientNoQuit))
+	a.Add(ev("app", "10.0.0.5:40003", "billing", 9, 13, events.ClientAbortInFlight, func(e *events.Event) {
 		e.Phase, e.Query, e.Attrs["_client_version"] = "result", "SELECT * FROM invoices", "1.10"
 	}))
-	a.Add(ev("app", "10.0.0.5:40004", "billing", 7, 14, proxy.VerdictServerClosed)) // out of order
-	a.Add(ev("app", "10.0.0.5:40005", "billing", 8, 15, proxy.VerdictClientReset))
+	a.Add(ev("app", "10.0.0.5:40004", "billing", 7, 14, events.ServerClosed)) // out of order
+	a.Add(ev("app", "10.0.0.5:40005", "billing", 8, 15, events.ClientReset))
 
 	sums := a.Summaries()
 	if len(sums) != 1 {
@@ -68,7 +68,7 @@ func TestAggregatorSummary(t *testing.T) {
 		t.Errorf("first %v last %v", s.FirstSeen, s.LastSeen)
 	}
 	la := s.LastAbort
-	if la == nil || la.ServerConnID != 13 || la.Verdict != proxy.VerdictClientAbortFlight || la.Phase != "result" ||
+	if la == nil || la.ServerConnID != 13 || la.Verdict != events.ClientAbortInFlight || la.Phase != "result" ||
 		la.LastCommand != "COM_QUERY" || la.Query != "SELECT * FROM invoices" || !la.TS.Equal(t0.Add(9*time.Second)) {
 		t.Errorf("last abort %+v; want connection 13, in flight, result, COM_QUERY, its query, at +9s", la)
 	}
@@ -84,7 +84,7 @@ func TestAggregatorSummary(t *testing.T) {
 func TestAggregatorExamplesWithoutAborts(t *testing.T) {
 	var a Aggregator
 	for i := range 7 {
-		a.Add(ev("app", "10.0.0.5:1", "", i, uint32(100+i), proxy.VerdictClean))
+		a.Add(ev("app", "10.0.0.5:1", "", i, uint32(100+i), events.Clean))
 	}
 	s := a.Summaries()[0]
 	if want := []uint32{102, 103, 104, 105, 106}; !slices.Equal(s.ServerConnIDs, want) {
@@ -100,10 +100,10 @@ func TestAggregatorExamplesWithoutAborts(t *testing.T) {
 func TestAggregatorGroupsAcrossPIDs(t *testing.T) {
 	var a Aggregator
 	for i, pid := range []int{4100, 4200, 4300} {
-		a.Add(ev("app", "127.0.0.1:5000", "billing", i, uint32(i+1), proxy.VerdictClientNoQuit,
+		a.Add(ev("app", "127.0.0.1:5000", "billing", i, uint32(i+1), events.ClientNoQuit,
 			withCmd(pid, fmt.Sprintf("/usr/bin/python3 -u /opt/jobs/report.py --run %d", i))))
 	}
-	a.Add(ev("app", "127.0.0.1:5001", "billing", 5, 9, proxy.VerdictClean, withCmd(4400, "/usr/local/bin/billing-daemon")))
+	a.Add(ev("app", "127.0.0.1:5001", "billing", 5, 9, events.Clean, withCmd(4400, "/usr/local/bin/billing-daemon")))
 	sums := a.Summaries()
 	if len(sums) != 2 {
 		t.Fatalf("want 2 clients (the script and the daemon), got %+v", sums)
@@ -125,15 +125,15 @@ func TestRank(t *testing.T) {
 	// busy: 6 connections, 1 abort; noisy: 2 connections, 2 aborts;
 	// quiet: 9 clean; small: 1 connection, 1 abort.
 	for i := range 5 {
-		a.Add(ev("busy", "10.0.0.1:1", "", i, 0, proxy.VerdictClean))
+		a.Add(ev("busy", "10.0.0.1:1", "", i, 0, events.Clean))
 	}
-	a.Add(ev("busy", "10.0.0.1:1", "", 6, 0, proxy.VerdictClientReset))
-	a.Add(ev("noisy", "10.0.0.2:1", "", 1, 0, proxy.VerdictClientNoQuit))
-	a.Add(ev("noisy", "10.0.0.2:1", "", 2, 0, proxy.VerdictClientAbortFlight))
+	a.Add(ev("busy", "10.0.0.1:1", "", 6, 0, events.ClientReset))
+	a.Add(ev("noisy", "10.0.0.2:1", "", 1, 0, events.ClientNoQuit))
+	a.Add(ev("noisy", "10.0.0.2:1", "", 2, 0, events.ClientAbortInFlight))
 	for i := range 9 {
-		a.Add(ev("quiet", "10.0.0.3:1", "", i, 0, proxy.VerdictClean))
+		a.Add(ev("quiet", "10.0.0.3:1", "", i, 0, events.Clean))
 	}
-	a.Add(ev("small", "10.0.0.4:1", "", 1, 0, proxy.VerdictClientNoQuit))
+	a.Add(ev("small", "10.0.0.4:1", "", 1, 0, events.ClientNoQuit))
 	var got []string
 	for _, s := range a.Summaries() {
 		got = append(got, s.User)
@@ -145,9 +145,9 @@ func TestRank(t *testing.T) {
 
 func TestAggregatorSince(t *testing.T) {
 	a := Aggregator{Since: t0.Add(10 * time.Second)}
-	a.Add(ev("app", "10.0.0.5:1", "", 9, 1, proxy.VerdictClientNoQuit))
-	a.Add(ev("app", "10.0.0.5:1", "", 10, 2, proxy.VerdictClean))
-	a.Add(ev("app", "10.0.0.5:1", "", 11, 3, proxy.VerdictClientReset))
+	a.Add(ev("app", "10.0.0.5:1", "", 9, 1, events.ClientNoQuit))
+	a.Add(ev("app", "10.0.0.5:1", "", 10, 2, events.Clean))
+	a.Add(ev("app", "10.0.0.5:1", "", 11, 3, events.ClientReset))
 	s := a.Summaries()
 	if len(s) != 1 || s[0].Conns != 2 || s[0].Aborts != 1 || a.Events() != 2 || !s[0].FirstSeen.Equal(a.Since) {
 		t.Fatalf("summaries %+v, events %d; want 2 connections (at and after Since), 1 abort", s, a.Events())
@@ -157,9 +157,9 @@ func TestAggregatorSince(t *testing.T) {
 func TestAggregatorMaxClients(t *testing.T) {
 	a := Aggregator{MaxClients: 2}
 	for i := range 5 {
-		a.Add(ev(fmt.Sprintf("u%d", i), "10.0.0.5:1", "", i, 0, proxy.VerdictClientNoQuit))
+		a.Add(ev(fmt.Sprintf("u%d", i), "10.0.0.5:1", "", i, 0, events.ClientNoQuit))
 	}
-	a.Add(ev("u0", "10.0.0.5:1", "", 9, 0, proxy.VerdictClean)) // still tracked
+	a.Add(ev("u0", "10.0.0.5:1", "", 9, 0, events.Clean)) // still tracked
 	sums := a.Summaries()
 	if len(sums) != 3 {
 		t.Fatalf("want u0, u1 and the overflow, got %+v", sums)
@@ -181,9 +181,9 @@ func TestAggregatorConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 500 {
-				v := proxy.VerdictClean
+				v := events.Clean
 				if i%5 == 0 {
-					v = proxy.VerdictClientNoQuit
+					v = events.ClientNoQuit
 				}
 				a.Add(ev(fmt.Sprintf("u%d", g%3), "10.0.0.5:1", "", i, uint32(i+1), v))
 				if i%100 == 0 {
@@ -213,7 +213,7 @@ func TestKeyOf(t *testing.T) {
 		{"[::1]:5000", "", "pymysql", "", 0, Key{"u", "::1", "pymysql", ""}},
 		{"/run/mysqld.sock", "", "", "/usr/sbin/cron", 7, Key{"u", "/run/mysqld.sock", "", "cron"}},
 	} {
-		e := &proxy.Event{User: "u", ClientAddr: tc.addr, ClientCmd: tc.cmd, ClientPID: tc.pid,
+		e := &events.Event{User: "u", ClientAddr: tc.addr, ClientCmd: tc.cmd, ClientPID: tc.pid,
 			Attrs: map[string]string{"program_name": tc.program, "_client_name": tc.clientName}}
 		if got := KeyOf(e); got != tc.want {
 			t.Errorf("KeyOf(%s, %q, %q, %q) = %+v, want %+v", tc.addr, tc.program, tc.clientName, tc.cmd, got, tc.want)

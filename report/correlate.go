@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 // NoEvent is the note of a log line no event matches.
@@ -15,7 +15,7 @@ type Match struct {
 	LogLine
 	// Event is the proxy's event of connection Conn nearest in time to the
 	// line, or nil.
-	Event *proxy.Event `json:"event"`
+	Event *events.Event `json:"event"`
 	// Agrees tells whether the event's expected_server_error is what the
 	// line reports (a timeout, the server's own decision, counts as 0, as
 	// the proxy's server_reset does). Nil without an event.
@@ -69,11 +69,11 @@ func NewCorrelator(lines []LogLine, maxSkew time.Duration) *Correlator {
 
 // Add considers e for the lines about its server connection. The
 // Correlator keeps a copy of the event that shares e's Attrs map.
-func (c *Correlator) Add(e *proxy.Event) {
+func (c *Correlator) Add(e *events.Event) {
 	if e.ServerConnID == 0 {
 		return // the server never greeted: nothing it could log
 	}
-	var kept *proxy.Event
+	var kept *events.Event
 	for _, i := range c.byConn[e.ServerConnID] {
 		d := distance(c.matches[i].TS, e)
 		if c.MaxSkew > 0 && d > c.MaxSkew {
@@ -97,7 +97,7 @@ func (c *Correlator) Add(e *proxy.Event) {
 // The line was written in the second after its stamp (MariaDB's log has
 // whole seconds), so it is the gap between [ts, ts+1s) and [started_at,
 // ts of the event].
-func distance(ts time.Time, e *proxy.Event) time.Duration {
+func distance(ts time.Time, e *events.Event) time.Duration {
 	start, end := e.StartedAt, e.TS
 	if start.IsZero() || start.After(end) {
 		start = end
@@ -151,11 +151,11 @@ func expectedFor(err int) int {
 }
 
 // note explains what a person might misread in a matched line.
-func note(l LogLine, e *proxy.Event, agrees bool) string {
+func note(l LogLine, e *events.Event, agrees bool) string {
 	switch {
-	case !agrees && l.Kind == KindWriteError && e.Verdict == proxy.VerdictServerClosed:
+	case !agrees && l.Kind == KindWriteError && e.Verdict == events.ServerClosed:
 		return "the server closed this connection itself (KILL or shutdown), then failed to write to it"
-	case !agrees && l.Kind == KindReadError && e.Verdict == proxy.VerdictHandshakeAbort:
+	case !agrees && l.Kind == KindReadError && e.Verdict == events.HandshakeAbort:
 		return "MariaDB logs a read error too when a client leaves before authenticating"
 	case !agrees:
 		return fmt.Sprintf("the server logged %d, the proxy expected %d", l.Logged, e.ExpectedServerError)

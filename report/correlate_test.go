@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 func mustLines(t *testing.T, text ...string) []LogLine {
@@ -22,8 +22,8 @@ func mustLines(t *testing.T, text ...string) []LogLine {
 	return lines
 }
 
-func expecting(code int) func(*proxy.Event) {
-	return func(e *proxy.Event) { e.ExpectedServerError = code }
+func expecting(code int) func(*events.Event) {
+	return func(e *events.Event) { e.ExpectedServerError = code }
 }
 
 // correlateSample: the server restarted between 12:16 and 15:16, so
@@ -40,14 +40,14 @@ func correlateSample(t *testing.T) ([]Match, Totals) {
 		"2026-11-25 15:16:42 13 [Warning] Aborted connection 13 to db: 'mysql' user: 'app' host: 'localhost' (Got an error reading communication packets)",
 	)
 	c := NewCorrelator(lines, time.Hour)
-	for _, e := range []*proxy.Event{
-		ev("billing", "10.0.0.5:40001", "billing-report", -3*3600, 6, proxy.VerdictClientAbortFlight, expecting(1160), withCmd(4242, "/opt/billing/bin/billing")),
-		ev("cron", "10.0.0.9:40002", "", 0, 6, proxy.VerdictClientNoQuit, expecting(1158)),
-		ev("app", "10.0.0.5:40003", "", 1, 8, proxy.VerdictClientNoQuit, expecting(1158)),
-		ev("app", "10.0.0.5:40004", "", 2, 10, proxy.VerdictServerClosed),
-		ev("app", "10.0.0.5:40005", "", 40, 11, proxy.VerdictServerIdleTimeout, expecting(1159)),
-		ev("app", "10.0.0.5:40006", "", 2*3600, 13, proxy.VerdictClientNoQuit, expecting(1158)),
-		ev("app", "10.0.0.5:40007", "", 5, 0, proxy.VerdictUpstreamUnreachable),
+	for _, e := range []*events.Event{
+		ev("billing", "10.0.0.5:40001", "billing-report", -3*3600, 6, events.ClientAbortInFlight, expecting(1160), withCmd(4242, "/opt/billing/bin/billing")),
+		ev("cron", "10.0.0.9:40002", "", 0, 6, events.ClientNoQuit, expecting(1158)),
+		ev("app", "10.0.0.5:40003", "", 1, 8, events.ClientNoQuit, expecting(1158)),
+		ev("app", "10.0.0.5:40004", "", 2, 10, events.ServerClosed),
+		ev("app", "10.0.0.5:40005", "", 40, 11, events.ServerIdleTimeout, expecting(1159)),
+		ev("app", "10.0.0.5:40006", "", 2*3600, 13, events.ClientNoQuit, expecting(1158)),
+		ev("app", "10.0.0.5:40007", "", 5, 0, events.UpstreamUnreachable),
 	} {
 		c.Add(e)
 	}
@@ -61,16 +61,16 @@ func TestCorrelate(t *testing.T) {
 	}
 	for i, w := range []struct {
 		user    string // "" for no event
-		verdict string
+		verdict events.Verdict
 		agrees  bool
 		note    string
 	}{
-		{"billing", proxy.VerdictClientAbortFlight, true, ""}, // id 6 before the restart
-		{"cron", proxy.VerdictClientNoQuit, true, ""},         // id 6 after it
-		{"app", proxy.VerdictClientNoQuit, false, "the server logged 1160, the proxy expected 1158"},
-		{"app", proxy.VerdictServerClosed, true, "logged by connection 9 (the one that ran KILL)"},
-		{"app", proxy.VerdictServerClosed, false, "the server closed this connection itself (KILL or shutdown), then failed to write to it"},
-		{"app", proxy.VerdictServerIdleTimeout, true, ""}, // wait_timeout: 1159 both ways
+		{"billing", events.ClientAbortInFlight, true, ""}, // id 6 before the restart
+		{"cron", events.ClientNoQuit, true, ""},           // id 6 after it
+		{"app", events.ClientNoQuit, false, "the server logged 1160, the proxy expected 1158"},
+		{"app", events.ServerClosed, true, "logged by connection 9 (the one that ran KILL)"},
+		{"app", events.ServerClosed, false, "the server closed this connection itself (KILL or shutdown), then failed to write to it"},
+		{"app", events.ServerIdleTimeout, true, ""}, // wait_timeout: 1159 both ways
 		{"", "", false, NoEvent},
 		{"", "", false, NoEvent + " (an event of server connection 13 is 1h59m47s from this line: taken for another connection, ids restart with the server)"},
 	} {
@@ -103,7 +103,7 @@ func TestCorrelateNearest(t *testing.T) {
 	for _, order := range [][]int{{-600, 2}, {2, -600}} {
 		c := NewCorrelator(lines, time.Hour)
 		for _, sec := range order {
-			c.Add(ev("app", "10.0.0.5:1", "", sec, 20, proxy.VerdictClientNoQuit, expecting(1158)))
+			c.Add(ev("app", "10.0.0.5:1", "", sec, 20, events.ClientNoQuit, expecting(1158)))
 		}
 		ms, _ := c.Matches()
 		if e := ms[0].Event; e == nil || !e.TS.Equal(t0.Add(2*time.Second)) {
@@ -111,7 +111,7 @@ func TestCorrelateNearest(t *testing.T) {
 		}
 	}
 	c := NewCorrelator(lines, 0)
-	c.Add(ev("app", "10.0.0.5:1", "", 5*3600, 20, proxy.VerdictClientNoQuit, expecting(1158)))
+	c.Add(ev("app", "10.0.0.5:1", "", 5*3600, 20, events.ClientNoQuit, expecting(1158)))
 	if ms, tot := c.Matches(); ms[0].Event == nil || tot.Matched != 1 {
 		t.Errorf("no MaxSkew: %+v; want the event 5 h away matched", ms[0])
 	}
@@ -156,14 +156,14 @@ func TestWriteMatchesJSON(t *testing.T) {
 	}
 	var got struct {
 		Lines []struct {
-			No     int          `json:"line_no"`
-			Line   string       `json:"line"`
-			Conn   uint32       `json:"conn"`
-			Kind   string       `json:"kind"`
-			Logged int          `json:"logged_error"`
-			Event  *proxy.Event `json:"event"`
-			Agrees *bool        `json:"agrees"`
-			Note   string       `json:"note"`
+			No     int           `json:"line_no"`
+			Line   string        `json:"line"`
+			Conn   uint32        `json:"conn"`
+			Kind   string        `json:"kind"`
+			Logged int           `json:"logged_error"`
+			Event  *events.Event `json:"event"`
+			Agrees *bool         `json:"agrees"`
+			Note   string        `json:"note"`
 		} `json:"lines"`
 		Summary Totals `json:"summary"`
 	}

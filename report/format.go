@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 // WriteJSON writes the summaries as one indented JSON array, as GET
@@ -36,9 +36,9 @@ func WriteTable(w io.Writer, sums []Summary) error {
 		aborts += s.Aborts
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\n",
 			clientName(s.User, s.Host), dash(s.Program), dash(s.Process), s.Conns,
-			percent(s.Verdicts[proxy.VerdictClean], s.Conns),
-			s.Verdicts[proxy.VerdictClientNoQuit], s.Verdicts[proxy.VerdictClientReset],
-			s.Verdicts[proxy.VerdictClientAbortFlight], other(s), lastAbort(s.LastAbort))
+			percent(s.Verdicts[events.Clean], s.Conns),
+			s.Verdicts[events.ClientNoQuit], s.Verdicts[events.ClientReset],
+			s.Verdicts[events.ClientAbortInFlight], other(s), lastAbort(s.LastAbort))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -65,14 +65,14 @@ func WriteCSV(w io.Writer, sums []Summary) error {
 	for _, s := range sums {
 		var laTS, laVerdict, laID, laCmd string
 		if a := s.LastAbort; a != nil {
-			laTS, laVerdict, laCmd = a.TS.Format(time.RFC3339Nano), a.Verdict, a.LastCommand
+			laTS, laVerdict, laCmd = a.TS.Format(time.RFC3339Nano), string(a.Verdict), a.LastCommand
 			laID = strconv.FormatUint(uint64(a.ServerConnID), 10)
 		}
 		cw.Write([]string{
 			s.User, s.Host, s.Program, s.Process, s.ClientName, s.ClientVersion,
-			strconv.Itoa(s.Conns), strconv.Itoa(s.Verdicts[proxy.VerdictClean]),
-			strconv.Itoa(s.Verdicts[proxy.VerdictClientNoQuit]), strconv.Itoa(s.Verdicts[proxy.VerdictClientReset]),
-			strconv.Itoa(s.Verdicts[proxy.VerdictClientAbortFlight]), strconv.Itoa(other(s)),
+			strconv.Itoa(s.Conns), strconv.Itoa(s.Verdicts[events.Clean]),
+			strconv.Itoa(s.Verdicts[events.ClientNoQuit]), strconv.Itoa(s.Verdicts[events.ClientReset]),
+			strconv.Itoa(s.Verdicts[events.ClientAbortInFlight]), strconv.Itoa(other(s)),
 			strconv.Itoa(s.Aborts), strconv.FormatFloat(s.CleanShare, 'f', 4, 64),
 			s.FirstSeen.Format(time.RFC3339Nano), s.LastSeen.Format(time.RFC3339Nano),
 			laTS, laVerdict, laID, laCmd,
@@ -106,7 +106,7 @@ func causesField(causes map[string]int) string {
 // other counts the connections that ended neither clean nor by a client
 // abort: server-side endings, handshakes, faults, shutdowns.
 func other(s Summary) int {
-	return s.Conns - s.Verdicts[proxy.VerdictClean] - s.Aborts
+	return s.Conns - s.Verdicts[events.Clean] - s.Aborts
 }
 
 func clientName(user, host string) string {
@@ -141,10 +141,10 @@ func lastAbort(a *Abort) string {
 	if a == nil {
 		return "-"
 	}
-	s := fmt.Sprintf("%s %s conn %d", a.TS.UTC().Format(time.RFC3339), shortVerdict(a.Verdict), a.ServerConnID)
+	s := fmt.Sprintf("%s %s conn %d", a.TS.UTC().Format(time.RFC3339), shortVerdict(string(a.Verdict)), a.ServerConnID)
 	switch {
 	case a.LastCommand == "":
-	case a.Verdict == proxy.VerdictClientAbortFlight:
+	case a.Verdict == events.ClientAbortInFlight:
 		s += " during " + a.LastCommand
 	default:
 		s += " after " + a.LastCommand

@@ -9,20 +9,20 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 // sample is three clients: billing aborts twice, the CLI once, cron never.
 func sample() []Summary {
 	var a Aggregator
-	a.Add(ev("app", "10.0.0.5:40001", "billing-report", 0, 11, proxy.VerdictClean))
-	a.Add(ev("app", "10.0.0.5:40002", "billing-report", 5, 12, proxy.VerdictClientNoQuit))
-	a.Add(ev("app", "10.0.0.5:40003", "billing-report", 9, 13, proxy.VerdictClientAbortFlight, withCmd(4242, "/opt/billing/bin/billing --month")))
-	a.Add(ev("root", "127.0.0.1:5000", "mysql", 3, 20, proxy.VerdictClientReset, func(e *proxy.Event) { e.LastCommand = "" }))
-	a.Add(ev("root", "127.0.0.1:5001", "mysql", 4, 21, proxy.VerdictServerClosed))
-	a.Add(ev("cron", "10.0.0.9:1", "", 1, 30, proxy.VerdictClean))
-	a.Add(ev("cron", "10.0.0.9:2", "", 2, 31, proxy.VerdictClean))
-	a.Add(ev("", "10.0.0.9:3", "", 2, 32, proxy.VerdictHandshakeAbort))
+	a.Add(ev("app", "10.0.0.5:40001", "billing-report", 0, 11, events.Clean))
+	a.Add(ev("app", "10.0.0.5:40002", "billing-report", 5, 12, events.ClientNoQuit))
+	a.Add(ev("app", "10.0.0.5:40003", "billing-report", 9, 13, events.ClientAbortInFlight, withCmd(4242, "/opt/billing/bin/billing --month")))
+	a.Add(ev("root", "127.0.0.1:5000", "mysql", 3, 20, events.ClientReset, func(e *events.Event) { e.LastCommand = "" }))
+	a.Add(ev("root", "127.0.0.1:5001", "mysql", 4, 21, events.ServerClosed))
+	a.Add(ev("cron", "10.0.0.9:1", "", 1, 30, events.Clean))
+	a.Add(ev("cron", "10.0.0.9:2", "", 2, 31, events.Clean))
+	a.Add(ev("", "10.0.0.9:3", "", 2, 32, events.HandshakeAbort))
 	return a.Summaries()
 }
 

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 // Key is who a client is, as the report groups connections: the login
@@ -31,7 +31,7 @@ type Key struct {
 //     name, and for an interpreter the script it runs ("python3
 //     report.py"). Pids change on every run, so they are detail, not
 //     identity.
-func KeyOf(e *proxy.Event) Key {
+func KeyOf(e *events.Event) Key {
 	return Key{
 		User:    e.User,
 		Host:    hostOf(e.ClientAddr),
@@ -58,7 +58,7 @@ func programOf(attrs map[string]string) string {
 
 // pidOf is the client's process id: the one the proxy found through /proc,
 // else the _pid attribute the connector sent (0 if neither).
-func pidOf(e *proxy.Event) int {
+func pidOf(e *events.Event) int {
 	if e.ClientPID != 0 {
 		return e.ClientPID
 	}

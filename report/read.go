@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 // MaxLine is the longest line read from an events file or an error log; a
@@ -93,14 +93,14 @@ func (s *ReadStats) Add(o ReadStats) {
 // writes it) as a stream and calls fn with each event. Lines that are not
 // events are counted in the stats and skipped: a file that is being
 // appended to may end in half a line. The error is a read error of r.
-func ReadEvents(r io.Reader, fn func(*proxy.Event)) (ReadStats, error) {
+func ReadEvents(r io.Reader, fn func(*events.Event)) (ReadStats, error) {
 	var st ReadStats
 	err := eachLine(r, MaxLine, func(no int, line []byte) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			return
 		}
 		st.Lines++
-		var e proxy.Event
+		var e events.Event
 		if err := json.Unmarshal(line, &e); err != nil {
 			st.bad(no, err.Error())
 			return

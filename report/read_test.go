@@ -6,31 +6,31 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 )
 
 func TestReadEvents(t *testing.T) {
-	line := func(e *proxy.Event) string {
+	line := func(e *events.Event) string {
 		b, err := json.Marshal(e)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return string(b)
 	}
-	big := ev("app", "10.0.0.5:1", "billing", 3, 3, proxy.VerdictClean, func(e *proxy.Event) {
+	big := ev("app", "10.0.0.5:1", "billing", 3, 3, events.Clean, func(e *events.Event) {
 		e.Query = strings.Repeat("x", 200<<10) // longer than the reader's buffer
 	})
 	input := strings.Join([]string{
-		line(ev("app", "10.0.0.5:1", "billing", 1, 1, proxy.VerdictClean)),
+		line(ev("app", "10.0.0.5:1", "billing", 1, 1, events.Clean)),
 		"",
 		"not json",
 		`{"event":"something_else"}`,
-		line(ev("app", "10.0.0.5:1", "billing", 2, 2, proxy.VerdictClientNoQuit)) + "\r",
+		line(ev("app", "10.0.0.5:1", "billing", 2, 2, events.ClientNoQuit)) + "\r",
 		line(big),
 		`{"event":"connection_ended","ts":"2026-`, // half a line: the file is being written
 	}, "\n")
 	var ids []uint32
-	st, err := ReadEvents(strings.NewReader(input), func(e *proxy.Event) { ids = append(ids, e.ServerConnID) })
+	st, err := ReadEvents(strings.NewReader(input), func(e *events.Event) { ids = append(ids, e.ServerConnID) })
 	if err != nil {
 		t.Fatal(err)
 	}

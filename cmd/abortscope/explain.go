@@ -10,8 +10,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/explain"
-	"github.com/abortscope/abortscope/proxy"
 )
 
 // explainCommand is `abortscope explain`: one connection in full, with its
@@ -61,7 +61,7 @@ func runExplain(cc *cli.Context, stdout, stderr io.Writer) error {
 }
 
 // pickEvent is the event named on the command line.
-func pickEvent(cc *cli.Context, stderr io.Writer) (*proxy.Event, error) {
+func pickEvent(cc *cli.Context, stderr io.Writer) (*events.Event, error) {
 	files := cc.StringSlice("events")
 	byConn, byServer := cc.IsSet("conn-id"), cc.IsSet("server-conn-id")
 	switch {
@@ -69,7 +69,7 @@ func pickEvent(cc *cli.Context, stderr io.Writer) (*proxy.Event, error) {
 		if byConn || byServer {
 			return nil, errors.New("explain: --conn-id and --server-conn-id go with --events")
 		}
-		var ev proxy.Event
+		var ev events.Event
 		if err := json.Unmarshal([]byte(cc.Args().First()), &ev); err != nil {
 			return nil, fmt.Errorf("explain: EVENT_JSON: %w", err)
 		}
@@ -81,9 +81,9 @@ func pickEvent(cc *cli.Context, stderr io.Writer) (*proxy.Event, error) {
 	case byConn == byServer:
 		return nil, errors.New("explain: with --events, give --conn-id N or --server-conn-id N")
 	}
-	var found *proxy.Event
+	var found *events.Event
 	for _, name := range files {
-		err := readEventsFile(cc, name, func(e *proxy.Event) {
+		err := readEventsFile(cc, name, func(e *events.Event) {
 			// The last match wins: server ids are reused after a restart.
 			if byConn && e.ConnID == cc.Uint64("conn-id") ||
 				byServer && uint64(e.ServerConnID) == cc.Uint64("server-conn-id") {
@@ -102,7 +102,7 @@ func pickEvent(cc *cli.Context, stderr io.Writer) (*proxy.Event, error) {
 
 // writeExplanation prints ev for a person: who, what happened, why, what
 // to change, and what the server logged.
-func writeExplanation(w io.Writer, ev *proxy.Event) error {
+func writeExplanation(w io.Writer, ev *events.Event) error {
 	if ev.Cause == "" { // events written before causes existed
 		explain.Annotate(ev)
 	}
@@ -123,7 +123,7 @@ func writeExplanation(w io.Writer, ev *proxy.Event) error {
 	fmt.Fprintf(&b, "who:     user %s db %s from %s\n", dash(ev.User), dash(ev.DB), dash(ev.ClientAddr))
 	fmt.Fprintf(&b, "client:  %s; program %s; process %s\n", dash(lib), dash(program), dash(strings.TrimSpace(proc)))
 	fmt.Fprintf(&b, "ended:   verdict %s, phase %s, ended by %s, close %s, idle %.0f ms before\n",
-		ev.Verdict, dash(ev.Phase), dash(ev.EndedBy), dash(ev.Close), ev.IdleMS)
+		ev.Verdict, dash(ev.Phase), dash(string(ev.EndedBy)), dash(string(ev.Close)), ev.IdleMS)
 	if ev.LastCommand != "" || ev.Query != "" {
 		fmt.Fprintf(&b, "last:    %s %s\n", ev.LastCommand, ev.Query)
 	}

@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/explain"
-	"github.com/abortscope/abortscope/proxy"
 )
 
 func TestExplainEventJSON(t *testing.T) {
-	e := proxy.Event{Event: "connection_ended", ConnID: 3, ServerConnID: 42, Upstream: "127.0.0.1:3306",
+	e := events.Event{Event: "connection_ended", ConnID: 3, ServerConnID: 42, Upstream: "127.0.0.1:3306",
 		User: "app", DB: "shop", ClientAddr: "127.0.0.1:5000", ClientPID: 99, ClientCmd: "python3 job.py",
 		Attrs: map[string]string{"_client_name": "pymysql", "_client_version": "1.0.2", "program_name": "job"},
 		Phase: "idle", EndedBy: "client", Close: "fin", Verdict: "client_no_quit", ExpectedServerError: 1158, IdleMS: 250}

@@ -49,8 +49,9 @@ var ruleFieldList = []ruleField{
 }
 
 func actionNames() string {
-	s := make([]string, len(faults.Actions))
-	for i, a := range faults.Actions {
+	actions := faults.Actions()
+	s := make([]string, len(actions))
+	for i, a := range actions {
 		s[i] = string(a)
 	}
 	return strings.Join(s, ", ")

@@ -139,7 +139,7 @@ func TestFaultListRmClear(t *testing.T) {
 	}
 	v := &faults.View{User: "billing", Phase: "result", ResultBytes: 70000}
 	for range 3 {
-		set.Check(faults.NewActionSet(faults.ResetServer), v)
+		set.Check(&faults.Chunk{Len: 1, QuitAt: -1}, v)
 	}
 
 	out, err := runCLI(t, "fault", "list", "--admin", url)
@@ -228,7 +228,7 @@ func TestRuleFlagsCoverRule(t *testing.T) {
 		flags = append(flags, f.json)
 	}
 	flags = append(flags, "attrs") // --attr KEY=VALUE
-	fields := admin.RuleFields()
+	fields := faults.RuleFields()
 	slices.Sort(flags)
 	slices.Sort(fields)
 	if !slices.Equal(flags, fields) {

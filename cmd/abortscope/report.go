@@ -10,7 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/report"
 )
 
@@ -93,7 +93,7 @@ func runReport(cc *cli.Context, stdout, stderr io.Writer) error {
 
 // readEventsFile streams the events of file name ("-": stdin) to fn. Lines
 // that are not events are skipped and counted on stderr.
-func readEventsFile(cc *cli.Context, name string, fn func(*proxy.Event), stderr io.Writer) error {
+func readEventsFile(cc *cli.Context, name string, fn func(*events.Event), stderr io.Writer) error {
 	var r io.Reader = cc.App.Reader
 	if name != "-" {
 		f, err := os.Open(name)

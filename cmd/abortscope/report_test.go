@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/abortscope/abortscope/admin"
-	"github.com/abortscope/abortscope/proxy"
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/report"
 )
 
@@ -27,28 +27,27 @@ func runWithStderr(t *testing.T, args ...string) (string, string, error) {
 
 // reportEvents are three clients' connections, ended ago before now:
 // billing-report aborts twice, cron never, the CLI once long ago.
-func reportEvents(now time.Time) []*proxy.Event {
-	e := func(user, addr, program string, ago time.Duration, id uint32, verdict string, expected int) *proxy.Event {
-		return &proxy.Event{Event: "connection_ended", TS: now.Add(-ago), StartedAt: now.Add(-ago - time.Second),
+func reportEvents(now time.Time) []*events.Event {
+	e := func(user, addr, program string, ago time.Duration, id uint32, verdict events.Verdict, expected int) *events.Event {
+		return &events.Event{Event: "connection_ended", TS: now.Add(-ago), StartedAt: now.Add(-ago - time.Second),
 			ServerConnID: id, ClientAddr: addr, User: user, Verdict: verdict, ExpectedServerError: expected,
 			Attrs: map[string]string{"program_name": program, "_client_name": "Go-MySQL-Driver"}, LastCommand: "COM_QUERY"}
 	}
-	return []*proxy.Event{
-		e("cron", "10.0.0.9:1", "nightly", 10*time.Minute, 30, proxy.VerdictClean, 0),
-		e("cron", "10.0.0.9:2", "nightly", 9*time.Minute, 31, proxy.VerdictClean, 0),
-		e("cron", "10.0.0.9:3", "nightly", 8*time.Minute, 32, proxy.VerdictClean, 0),
-		e("app", "10.0.0.5:1", "billing-report", 7*time.Minute, 11, proxy.VerdictClientNoQuit, 1158),
-		e("app", "10.0.0.5:2", "billing-report", 6*time.Minute, 12, proxy.VerdictClientAbortFlight, 1160),
-		e("root", "127.0.0.1:9", "mysql", 3*time.Hour, 7, proxy.VerdictClientReset, 1158),
+	return []*events.Event{
+		e("cron", "10.0.0.9:1", "nightly", 10*time.Minute, 30, events.Clean, 0),
+		e("cron", "10.0.0.9:2", "nightly", 9*time.Minute, 31, events.Clean, 0),
+		e("cron", "10.0.0.9:3", "nightly", 8*time.Minute, 32, events.Clean, 0),
+		e("app", "10.0.0.5:1", "billing-report", 7*time.Minute, 11, events.ClientNoQuit, 1158),
+		e("app", "10.0.0.5:2", "billing-report", 6*time.Minute, 12, events.ClientAbortInFlight, 1160),
+		e("root", "127.0.0.1:9", "mysql", 3*time.Hour, 7, events.ClientReset, 1158),
 	}
 }
 
-func writeEvents(t *testing.T, evs []*proxy.Event, extra ...string) string {
+func writeEvents(t *testing.T, evs []*events.Event, extra ...string) string {
 	t.Helper()
 	var b bytes.Buffer
-	sink := proxy.NewJSONLines(&b)
 	for _, e := range evs {
-		sink.Emit(e)
+		b.Write(events.Line(e))
 	}
 	for _, l := range extra {
 		b.WriteString(l + "\n")

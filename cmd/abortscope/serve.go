@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/abortscope/abortscope/admin"
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/explain"
 	"github.com/abortscope/abortscope/internal/procnet"
 	"github.com/abortscope/abortscope/internal/redact"
@@ -100,7 +101,9 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 		defer f.Close()
 		eventsOut = f
 	}
-	events := proxy.NewJSONLines(eventsOut)
+	// Events are written by a goroutine of their own: a slow reader of
+	// --events - never holds up a connection's teardown.
+	eventLog := events.NewWriter(eventsOut, events.WriterOptions{OnError: writeErrorLogger(log, cc.String("events"))})
 
 	p := &proxy.Proxy{
 		Upstream:    cc.String("upstream"),
@@ -111,13 +114,13 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg, p)
+	m, err := metrics.New(reg, p, eventLog.Stats)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	clients := &report.Aggregator{} // GET /clients
 	p.Annotate = explain.Annotate   // cause and advice, before the sinks see the event
-	p.Events = proxy.Sinks{events, m, clients}
+	p.Events = events.Sinks{eventLog, m, clients}
 	if cc.Bool("log-queries") {
 		p.QueryCapture = cc.Int("log-queries-max")
 	}
@@ -183,11 +186,33 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 	if adminSrv != nil {
 		adminSrv.Shutdown(sctx)
 	}
-	if err := events.Err(); err != nil && runErr == nil {
-		runErr = fmt.Errorf("writing events: %w", err)
+	// Every connection has emitted its event; write what is queued.
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := eventLog.Close(wctx); err != nil {
+		log.Error("events not all written", zap.Error(err))
+	}
+	if st := eventLog.Stats(); (st.Dropped > 0 || st.WriteErrors > 0) && runErr == nil {
+		runErr = fmt.Errorf("writing events: %d written, %d failed writes, %d dropped", st.Written, st.WriteErrors, st.Dropped)
 	}
 	if errors.Is(runErr, proxy.ErrServerClosed) {
 		runErr = nil
 	}
 	return runErr
+}
+
+// writeErrorLogger returns the events writer's OnError: the first failed
+// write is logged at once, later ones at most every 10 s with their count,
+// so a full disk does not flood the log.
+func writeErrorLogger(log *zap.Logger, path string) func(error) {
+	var last time.Time
+	var since int
+	return func(err error) {
+		since++
+		if now := time.Now(); now.Sub(last) >= 10*time.Second {
+			log.Error("writing an event failed; it is lost, the next one will be tried (abortscope_events_write_errors_total)",
+				zap.String("events", path), zap.Error(err), zap.Int("failed_since_last_report", since))
+			last, since = now, 0
+		}
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
-	"github.com/abortscope/abortscope/admin"
 	"github.com/abortscope/abortscope/faults"
 )
 
@@ -82,7 +81,7 @@ func loadFaultsFile(set *faults.Set, path string) ([]faults.Rule, error) {
 	}
 	out := make([]faults.Rule, 0, len(raw))
 	for i, msg := range raw {
-		r, err := admin.DecodeRule(bytes.NewReader(msg))
+		r, err := faults.DecodeRule(bytes.NewReader(msg))
 		if err == nil {
 			r, err = set.Add(r)
 		}

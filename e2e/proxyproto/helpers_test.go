@@ -14,36 +14,37 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/proxy"
 )
 
 // collector is an EventSink that keeps events for assertions.
 type collector struct {
 	mu     sync.Mutex
-	events []proxy.Event
+	events []events.Event
 }
 
-func (c *collector) Emit(e *proxy.Event) {
+func (c *collector) Emit(e *events.Event) {
 	c.mu.Lock()
 	c.events = append(c.events, *e)
 	c.mu.Unlock()
 }
 
 // wait returns the first event match accepts, waiting up to 15 s.
-func (c *collector) wait(t *testing.T, what string, match func(proxy.Event) bool) proxy.Event {
+func (c *collector) wait(t *testing.T, what string, match func(events.Event) bool) events.Event {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		c.mu.Lock()
-		events := append([]proxy.Event(nil), c.events...)
+		all := append([]events.Event(nil), c.events...)
 		c.mu.Unlock()
-		for _, e := range events {
+		for _, e := range all {
 			if match(e) {
 				return e
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no event for %s after 15 s; events: %+v", what, events)
+			t.Fatalf("no event for %s after 15 s; events: %+v", what, all)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -51,14 +52,14 @@ func (c *collector) wait(t *testing.T, what string, match func(proxy.Event) bool
 
 // startProxy starts an abortscope proxy in front of the package's MariaDB,
 // shut down when the test ends.
-func startProxy(t *testing.T, configure func(*proxy.Proxy)) (addr string, events *collector) {
+func startProxy(t *testing.T, configure func(*proxy.Proxy)) (addr string, sink *collector) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	events = &collector{}
-	p := &proxy.Proxy{Upstream: db.Addr(), Logger: zaptest.NewLogger(t), Events: events}
+	sink = &collector{}
+	p := &proxy.Proxy{Upstream: db.Addr(), Logger: zaptest.NewLogger(t), Events: sink}
 	configure(p)
 	done := make(chan error, 1)
 	go func() { done <- p.Serve(ln) }()
@@ -68,7 +69,7 @@ func startProxy(t *testing.T, configure func(*proxy.Proxy)) (addr string, events
 		p.Shutdown(ctx)
 		<-done
 	})
-	return ln.Addr().String(), events
+	return ln.Addr().String(), sink
 }
 
 // client is one go-sql-driver connection whose socket the test holds, to

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/proxy"
 )
 
@@ -19,7 +20,7 @@ func TestUpstreamHeaderNamesClient(t *testing.T) {
 			name = "off"
 		}
 		t.Run(name, func(t *testing.T) {
-			addr, events := startProxy(t, func(p *proxy.Proxy) { p.UpstreamProxyProtocol = version })
+			addr, sink := startProxy(t, func(p *proxy.Proxy) { p.UpstreamProxyProtocol = version })
 			user := newUser(t, "upstream_"+name)
 			c, err := connect(t, addr, "127.0.0.2", user, "")
 			if err != nil {
@@ -44,8 +45,8 @@ func TestUpstreamHeaderNamesClient(t *testing.T) {
 			c.abort()
 			waitLog(t, fmt.Sprintf("Aborted connection %d to db: 'unconnected' user: '%s' %s", id, user, wantLog), off)
 
-			ev := events.wait(t, "the aborted connection", func(e proxy.Event) bool { return e.ServerConnID == uint32(id) })
-			if ev.ClientAddr != c.localAddr() || ev.Verdict != proxy.VerdictClientNoQuit {
+			ev := sink.wait(t, "the aborted connection", func(e events.Event) bool { return e.ServerConnID == uint32(id) })
+			if ev.ClientAddr != c.localAddr() || ev.Verdict != events.ClientNoQuit {
 				t.Errorf("event: client %s, verdict %s; want %s, client_no_quit", ev.ClientAddr, ev.Verdict, c.localAddr())
 			}
 		})
@@ -57,7 +58,7 @@ func TestUpstreamHeaderNamesClient(t *testing.T) {
 // which accepts headers from 127.0.0.0/8, passes that client on in a v2
 // header, and MariaDB logs 10.9.8.7.
 func TestAcceptedHeaderReachesMariaDB(t *testing.T) {
-	addr, events := startProxy(t, func(p *proxy.Proxy) {
+	addr, sink := startProxy(t, func(p *proxy.Proxy) {
 		_, lo, _ := net.ParseCIDR("127.0.0.0/8")
 		p.AcceptProxyProtocol = []*net.IPNet{lo}
 		p.UpstreamProxyProtocol = proxy.ProxyProtocolV2
@@ -75,8 +76,8 @@ func TestAcceptedHeaderReachesMariaDB(t *testing.T) {
 	off := db.LogOffset()
 	c.abort()
 	waitLog(t, fmt.Sprintf("Aborted connection %d to db: 'unconnected' user: '%s' host: '10.9.8.7' real ip: '127.0.0.1'", id, user), off)
-	ev := events.wait(t, "the aborted connection", func(e proxy.Event) bool { return e.ServerConnID == uint32(id) })
-	if ev.ClientAddr != "10.9.8.7:40000" || ev.Verdict != proxy.VerdictClientNoQuit {
+	ev := sink.wait(t, "the aborted connection", func(e events.Event) bool { return e.ServerConnID == uint32(id) })
+	if ev.ClientAddr != "10.9.8.7:40000" || ev.Verdict != events.ClientNoQuit {
 		t.Errorf("event: client %s, verdict %s; want 10.9.8.7:40000, client_no_quit", ev.ClientAddr, ev.Verdict)
 	}
 }
@@ -99,13 +100,13 @@ func TestSpoofedHeaderRefused(t *testing.T) {
 	}
 	direct.conn.Close()
 
-	addr, events := startProxy(t, func(p *proxy.Proxy) {}) // no --accept-proxy-protocol
+	addr, sink := startProxy(t, func(p *proxy.Proxy) {}) // no --accept-proxy-protocol
 	off := db.LogOffset()
 	if c, err := connect(t, addr, "127.0.0.2", user, spoof); err == nil {
 		t.Fatalf("login through the proxy with a spoofed header succeeded as connection %d", c.serverID(t))
 	}
-	ev := events.wait(t, "the refused connection", func(proxy.Event) bool { return true })
-	if ev.Verdict != proxy.VerdictHandshakeAbort || ev.EndedBy != "proxy" ||
+	ev := sink.wait(t, "the refused connection", func(events.Event) bool { return true })
+	if ev.Verdict != events.HandshakeAbort || ev.EndedBy != "proxy" ||
 		!strings.Contains(ev.Error, "PROXY protocol header refused") || !strings.HasPrefix(ev.ClientAddr, "127.0.0.2:") {
 		t.Errorf("event: %+v", ev)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/explain"
 	"github.com/abortscope/abortscope/proxy"
 )
@@ -18,16 +19,16 @@ import (
 // sink keeps the proxy's events.
 type sink struct {
 	mu     sync.Mutex
-	events []proxy.Event
+	events []events.Event
 }
 
-func (s *sink) Emit(e *proxy.Event) {
+func (s *sink) Emit(e *events.Event) {
 	s.mu.Lock()
 	s.events = append(s.events, *e)
 	s.mu.Unlock()
 }
 
-func (s *sink) find(match func(proxy.Event) bool) (proxy.Event, bool) {
+func (s *sink) find(match func(events.Event) bool) (events.Event, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range s.events {
@@ -35,7 +36,7 @@ func (s *sink) find(match func(proxy.Event) bool) (proxy.Event, bool) {
 			return e, true
 		}
 	}
-	return proxy.Event{}, false
+	return events.Event{}, false
 }
 
 // TestCauseTooManyConnections: a user without SUPER opens connections
@@ -54,8 +55,8 @@ func TestCauseTooManyConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	events := &sink{}
-	p := &proxy.Proxy{Upstream: db.Addr(), Logger: zaptest.NewLogger(t), Events: events, Annotate: explain.Annotate}
+	got := &sink{}
+	p := &proxy.Proxy{Upstream: db.Addr(), Logger: zaptest.NewLogger(t), Events: got, Annotate: explain.Annotate}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -89,18 +90,18 @@ func TestCauseTooManyConnections(t *testing.T) {
 
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		ev, ok := events.find(func(e proxy.Event) bool { return e.ServerErrorCode == 1040 })
+		ev, ok := got.find(func(e events.Event) bool { return e.ServerErrorCode == 1040 })
 		if ok {
 			// MariaDB refuses after the login packet; a refusal that is not
 			// about the credentials is the server's: server_error.
-			if ev.Verdict != proxy.VerdictServerError || ev.Cause != explain.CauseTooManyConnections ||
+			if ev.Verdict != events.ServerError || ev.Cause != explain.CauseTooManyConnections ||
 				!strings.Contains(ev.Advice, "max_connections") {
 				t.Errorf("refused connection: %+v", ev)
 			}
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no event with server_error_code 1040 after 15 s: %+v", events.events)
+			t.Fatalf("no event with server_error_code 1040 after 15 s: %+v", got.events)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -1,29 +1,9 @@
-package proxy
+package session
 
-import "github.com/abortscope/abortscope/protocol"
-
-// Verdict names: how a connection ended, in the terms of what MariaDB logs.
-const (
-	VerdictClean               = "clean"
-	VerdictClientNoQuit        = "client_no_quit"
-	VerdictClientReset         = "client_reset"
-	VerdictClientAbortFlight   = "client_abort_in_flight"
-	VerdictHandshakeAbort      = "handshake_abort"
-	VerdictAuthFailed          = "auth_failed"
-	VerdictServerClosed        = "server_closed"
-	VerdictServerError         = "server_error"
-	VerdictServerReset         = "server_reset"
-	VerdictServerIdleTimeout   = "server_idle_timeout"
-	VerdictUpstreamUnreachable = "upstream_unreachable"
-	VerdictProxyShutdown       = "proxy_shutdown"
-	VerdictFaultInjected       = "fault_injected"
-)
-
-// MariaDB error numbers the verdicts speak of.
-const (
-	ErNetReadError   = 1158 // ER_NET_READ_ERROR "Got an error reading communication packets"
-	ErNetErrorWrite  = 1160 // ER_NET_ERROR_ON_WRITE "Got an error writing communication packets"
-	ErNetReadTimeout = 1159 // ER_NET_READ_INTERRUPTED "Got timeout reading communication packets"
+import (
+	"github.com/abortscope/abortscope/events"
+	"github.com/abortscope/abortscope/faults"
+	"github.com/abortscope/abortscope/protocol"
 )
 
 // fatalServerErrors are ERR codes after which the server closes the
@@ -63,9 +43,9 @@ var accessDenied = map[uint16]bool{
 
 // judgement is the outcome of judge.
 type judgement struct {
-	verdict  string
-	by       Side
-	close    CloseKind
+	verdict  events.Verdict
+	by       events.Side
+	close    events.CloseKind
 	expected int // the error MariaDB logs for this connection, or 0
 }
 
@@ -76,17 +56,28 @@ type judgement struct {
 func judge(e ending, s protocol.Snapshot) judgement {
 	j := judgement{by: e.by, close: e.close}
 	switch e.close {
-	case CloseDialError:
-		j.verdict = VerdictUpstreamUnreachable
+	case events.CloseDialError:
+		j.verdict = events.UpstreamUnreachable
 		return j
-	case CloseShutdown:
-		j.verdict = VerdictProxyShutdown
+	case events.CloseShutdown:
+		j.verdict = events.ProxyShutdown
 		if e.phase.InFlight() {
-			j.expected = inFlightError(e.phase, CloseRST)
+			j.expected = inFlightError(e.phase, events.CloseRST)
 		}
 		return j
-	case CloseFault:
-		j.verdict = VerdictFaultInjected
+	case events.CloseFault:
+		j.verdict = events.FaultInjected
+		return j
+	}
+	if e.by == events.ByProxy {
+		// The proxy ended it for a reason of its own that is none of the
+		// above: its own code failed (a recovered panic), or it refused
+		// the client (a PROXY header, TLS) before the login.
+		if e.close == events.CloseERRPacket || !s.Authenticated && e.close == events.CloseFIN {
+			j.verdict = events.HandshakeAbort
+		} else {
+			j.verdict = events.InternalError
+		}
 		return j
 	}
 
@@ -96,44 +87,44 @@ func judge(e ending, s protocol.Snapshot) judgement {
 	// (fatalServerErrors) still explains the ending.
 	quitAnswered := s.QuitSent && !e.phase.InFlight()
 	serverErr := s.LastErr != nil && s.ErrIsLast &&
-		(fatalServerErrors[s.LastErr.Code] || e.by == ByServer && !quitAnswered)
+		(fatalServerErrors[s.LastErr.Code] || e.by == events.ByServer && !quitAnswered)
 	switch {
 	case s.AuthFailed && (s.LastErr == nil || accessDenied[s.LastErr.Code]):
-		j.verdict, j.by, j.close = VerdictAuthFailed, ByServer, CloseERRPacket
+		j.verdict, j.by, j.close = events.AuthFailed, events.ByServer, events.CloseERRPacket
 		return j
 	case s.AuthFailed:
 		// Refused during login for another reason: too many connections
 		// (1040), host blocked (1129), user limits: the server's decision,
 		// not the credentials'.
-		j.verdict, j.by, j.close = VerdictServerError, ByServer, CloseERRPacket
+		j.verdict, j.by, j.close = events.ServerError, events.ByServer, events.CloseERRPacket
 		return j
-	case serverErr && s.LastErr.Code == 4031:
+	case serverErr && s.LastErr.Code == events.ErClientInteractTimeout:
 		// MySQL 8.0.24+ says ER_CLIENT_INTERACTION_TIMEOUT before it closes
 		// a connection idle past wait_timeout.
-		j.verdict, j.by, j.close, j.expected = VerdictServerIdleTimeout, ByServer, CloseERRPacket, ErNetReadTimeout
+		j.verdict, j.by, j.close, j.expected = events.ServerIdleTimeout, events.ByServer, events.CloseERRPacket, events.ErNetReadInterrupted
 		return j
 	case serverErr:
-		j.verdict, j.by, j.close = VerdictServerError, ByServer, CloseERRPacket
+		j.verdict, j.by, j.close = events.ServerError, events.ByServer, events.CloseERRPacket
 		return j
 	}
 
-	if e.by == ByServer {
+	if e.by == events.ByServer {
 		if s.QuitSent && !e.phase.InFlight() {
 			// The server closed because the client said COM_QUIT; its FIN
 			// merely beat the client's to the proxy.
-			j.verdict, j.by, j.close = VerdictClean, ByClient, CloseQuit
+			j.verdict, j.by, j.close = events.Clean, events.ByClient, events.CloseQuit
 			return j
 		}
 		switch {
-		case e.close == CloseFIN:
-			j.verdict = VerdictServerClosed
-		case e.close == CloseRST && e.phase == protocol.PhaseIdle && s.Authenticated:
+		case e.close == events.CloseFIN:
+			j.verdict = events.ServerClosed
+		case e.close == events.CloseRST && e.phase == protocol.PhaseIdle && s.Authenticated:
 			// MariaDB ends a connection idle past wait_timeout (or
 			// interactive_timeout) with SO_LINGER 0: a reset while idle.
 			// KILL and shutdown close with FIN (e2e/GROUND_TRUTH.md).
-			j.verdict, j.expected = VerdictServerIdleTimeout, ErNetReadTimeout
+			j.verdict, j.expected = events.ServerIdleTimeout, events.ErNetReadInterrupted
 		default:
-			j.verdict = VerdictServerReset
+			j.verdict = events.ServerReset
 		}
 		return j
 	}
@@ -147,31 +138,31 @@ func judge(e ending, s protocol.Snapshot) judgement {
 	// kept reading after a half-close or the rest fit its buffers (then
 	// the server read the COM_QUIT, or EOF: 1158).
 	notice := e.phase
-	if e.close == CloseFIN && e.phase.InFlight() {
+	if e.close == events.CloseFIN && e.phase.InFlight() {
 		notice = s.Phase
 	}
 	switch {
 	case !s.Authenticated:
-		j.verdict = VerdictHandshakeAbort
-	case s.QuitSent && e.close == CloseFIN && e.phase.InFlight() &&
+		j.verdict = events.HandshakeAbort
+	case s.QuitSent && e.close == events.CloseFIN && e.phase.InFlight() &&
 		(notice == protocol.PhaseCommand || !notice.InFlight()):
 		// COM_QUIT queued behind a running statement: the server writes
 		// the reply into the client's closed socket (the write succeeds),
 		// then reads the COM_QUIT and ends cleanly. Measured: nothing
 		// logged, Aborted_clients unchanged.
-		j.verdict, j.close = VerdictClean, CloseQuit
+		j.verdict, j.close = events.Clean, events.CloseQuit
 	case e.phase.InFlight():
-		j.verdict = VerdictClientAbortFlight
+		j.verdict = events.ClientAbortInFlight
 		j.expected = inFlightError(notice, e.close)
 		if s.QuitSent {
-			j.close = CloseQuit
+			j.close = events.CloseQuit
 		}
 	case s.QuitSent:
-		j.verdict, j.close = VerdictClean, CloseQuit
-	case e.close == CloseFIN:
-		j.verdict, j.expected = VerdictClientNoQuit, ErNetReadError
+		j.verdict, j.close = events.Clean, events.CloseQuit
+	case e.close == events.CloseFIN:
+		j.verdict, j.expected = events.ClientNoQuit, events.ErNetReadError
 	default:
-		j.verdict, j.expected = VerdictClientReset, ErNetReadError
+		j.verdict, j.expected = events.ClientReset, events.ErNetReadError
 	}
 	return j
 }
@@ -186,12 +177,25 @@ func judge(e ending, s protocol.Snapshot) judgement {
 //   - LOCAL INFILE upload: it is reading the file: 1158;
 //   - reply written whole after the client's FIN (phase no longer in
 //     flight): its next read finds EOF: 1158 (case e).
-func inFlightError(p protocol.Phase, c CloseKind) int {
+func inFlightError(p protocol.Phase, c events.CloseKind) int {
 	switch {
 	case p == protocol.PhaseInfile, !p.InFlight():
-		return ErNetReadError
-	case p == protocol.PhaseCommand && (c == CloseFIN || c == CloseQuit):
-		return ErNetReadError
+		return events.ErNetReadError
+	case p == protocol.PhaseCommand && (c == events.CloseFIN || c == events.CloseQuit):
+		return events.ErNetReadError
 	}
-	return ErNetErrorWrite
+	return events.ErNetErrorOnWrite
+}
+
+// judgeFault turns the natural judgement of a connection on which an ending
+// rule fired into fault_injected, with the error MariaDB logs for that
+// action in the phase it fired in (each action says: faults.Expect).
+func judgeFault(j judgement, f *faults.Fired, phase string) judgement {
+	natural := faults.Outcome{Clean: j.verdict == events.Clean, ByServer: j.by == events.ByServer, Expected: j.expected}
+	expected, keep := faults.Expect(f.Action, phase, natural)
+	if keep {
+		return j
+	}
+	j.verdict, j.expected = events.FaultInjected, expected
+	return j
 }

@@ -1,0 +1,91 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/abortscope/abortscope/session"
+	"github.com/abortscope/abortscope/transport"
+)
+
+// pump moves the bytes read from one peer to the other until the session
+// says stop: each read is handed to the session as it is (no framing, no
+// copy) and written on from the buffer it arrived in. One pump runs per
+// direction. Writes toward a peer come from the pump reading the other
+// peer, and also, rarely, from the pump reading that peer itself (an ERR
+// the proxy answers in the server's stead, COM_QUIT on shutdown); a Write
+// on a socket is whole, so their bytes never interleave.
+func (c *conn) pump(from session.Peer, src transport.Conn, buf []byte) {
+	if from == session.Client && c.awaitsQuit() {
+		c.wakeClient() // drained while logging in: look at it first
+	}
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p := c.data(from, buf[:n])
+			if !c.carry(from, p) {
+				return
+			}
+			if from == session.Server && c.awaitsQuit() {
+				c.wakeClient() // the reply ended while draining
+			}
+		}
+		if err != nil {
+			if from == session.Client && transport.Classify(src, err).Deadline {
+				if c.drainWoken() {
+					return
+				}
+				continue
+			}
+			if !c.readFailed(from, src, err) {
+				return
+			}
+		}
+	}
+}
+
+// data asks the session what to do with bytes read from a peer.
+func (c *conn) data(from session.Peer, b []byte) session.Plan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess.Data(from, b, time.Now())
+}
+
+func (c *conn) awaitsQuit() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess.AwaitsQuit()
+}
+
+// readFailed tells the session how a read from a peer ended and does what
+// it decides. It reports whether the reader may go on.
+func (c *conn) readFailed(from session.Peer, src transport.Conn, err error) bool {
+	f := transport.Classify(src, err)
+	if f.Ours {
+		return false // closed by the other goroutine: its decision stands
+	}
+	c.mu.Lock()
+	p := c.sess.Signal(session.Signal{Peer: from, Kind: f.Kind, Verified: f.Verified, Err: f.Err}, time.Now())
+	c.mu.Unlock()
+	return c.carry(from, p)
+}
+
+// drainWoken handles a wake-up of the client pump (a read deadline in the
+// past, set by drain or by the server pump when a reply ended while
+// draining). The pump is not reading, so no client byte is in its hands;
+// the session quits for the client if the connection is at rest and no
+// byte waits unread in the socket (a command that reached the proxy as
+// Shutdown began is relayed and answered first). It reports whether the
+// pump stops.
+func (c *conn) drainWoken() bool {
+	// Cleared first: a wake-up set after this (the reply ended after the
+	// check below) stands and brings the pump back here.
+	c.client.SetReadDeadline(time.Time{})
+	n, ok := transport.Pending(c.client)
+	c.mu.Lock()
+	p, stop := c.sess.QuitAtRest(!ok || n == 0, time.Now()) // a socket that cannot tell counts as quiet
+	c.mu.Unlock()
+	if stop {
+		c.carry(session.Client, p)
+	}
+	return stop
+}
