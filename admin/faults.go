@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -14,24 +15,29 @@ import (
 // maxRuleBody bounds a POST /faults body: one rule is a few hundred bytes.
 const maxRuleBody = 64 << 10
 
-// apiError is an error the API answers with: its HTTP status and a JSON
+// APIError is an error the API answers with: its HTTP status and a JSON
 // body {"error": "...", "field": "..."}; field names the rule field at
-// fault, when there is one.
-type apiError struct {
+// fault, when there is one. The fault CLI decodes the same type.
+type APIError struct {
 	Status  int    `json:"-"`
 	Message string `json:"error"`
 	Field   string `json:"field,omitempty"`
 }
 
-func (e *apiError) Error() string { return e.Message }
+func (e *APIError) Error() string {
+	if e.Field != "" && !strings.Contains(e.Message, e.Field) {
+		return fmt.Sprintf("field %q: %s (HTTP %d)", e.Field, e.Message, e.Status)
+	}
+	return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
+}
 
-var errFaultsOff = &apiError{
+var errFaultsOff = &APIError{
 	Status: http.StatusForbidden,
 	Message: "fault injection is off: start abortscope serve with --allow-faults " +
 		"(or arm rules at start with --fault or --faults-file, which imply it)",
 }
 
-var errCrossOrigin = &apiError{
+var errCrossOrigin = &APIError{
 	Status:  http.StatusForbidden,
 	Message: "cross-origin request refused: a web page may not arm or remove fault rules",
 }
@@ -68,7 +74,7 @@ func (a *faultsAPI) register(mux *http.ServeMux) {
 }
 
 // handle adapts an endpoint that returns an error: every endpoint answers
-// 403 while fault injection is off, and an *apiError becomes its status
+// 403 while fault injection is off, and an *APIError becomes its status
 // and JSON body.
 func (a *faultsAPI) handle(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -86,15 +92,15 @@ func (a *faultsAPI) handle(fn func(http.ResponseWriter, *http.Request) error) ht
 	}
 }
 
-func asAPIError(err error) *apiError {
+func asAPIError(err error) *APIError {
 	if err == nil {
 		return nil
 	}
-	var ae *apiError
+	var ae *APIError
 	if errors.As(err, &ae) {
 		return ae
 	}
-	return &apiError{Status: http.StatusInternalServerError, Message: err.Error()}
+	return &APIError{Status: http.StatusInternalServerError, Message: err.Error()}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -121,12 +127,12 @@ func (a *faultsAPI) add(w http.ResponseWriter, r *http.Request) error {
 	var fe *faults.FieldError
 	switch {
 	case errors.As(err, &tooBig):
-		return &apiError{Status: http.StatusRequestEntityTooLarge,
+		return &APIError{Status: http.StatusRequestEntityTooLarge,
 			Message: fmt.Sprintf("request body over %d bytes; send one rule per request", tooBig.Limit)}
 	case errors.As(err, &fe):
-		return &apiError{Status: http.StatusBadRequest, Message: fe.Error(), Field: fe.Field}
+		return &APIError{Status: http.StatusBadRequest, Message: fe.Error(), Field: fe.Field}
 	case err != nil:
-		return &apiError{Status: http.StatusBadRequest, Message: err.Error()}
+		return &APIError{Status: http.StatusBadRequest, Message: err.Error()}
 	}
 	a.log.Info("fault armed", zap.String("id", rule.ID), zap.String("name", rule.Name),
 		zap.String("action", string(rule.Action)), zap.String("remote", r.RemoteAddr))
@@ -139,7 +145,7 @@ func (a *faultsAPI) add(w http.ResponseWriter, r *http.Request) error {
 func (a *faultsAPI) remove(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if !a.set.Remove(id) {
-		return &apiError{Status: http.StatusNotFound,
+		return &APIError{Status: http.StatusNotFound,
 			Message: fmt.Sprintf("no armed fault rule with id %q (GET /faults lists them; a rule past its ttl is gone)", id)}
 	}
 	a.log.Info("fault removed", zap.String("id", id), zap.String("remote", r.RemoteAddr))

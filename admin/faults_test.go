@@ -53,7 +53,7 @@ func TestFaultsForbidden(t *testing.T) {
 			if code != http.StatusForbidden {
 				t.Errorf("%s: %s %s: status %d, want 403", name, req[0], req[1], code)
 			}
-			e := decodeJSON[apiError](t, body)
+			e := decodeJSON[APIError](t, body)
 			if !strings.Contains(e.Message, "--allow-faults") || hdr.Get("Content-Type") != "application/json" {
 				t.Errorf("%s: %s %s: body %q (%s) does not say to pass --allow-faults", name, req[0], req[1], body, hdr.Get("Content-Type"))
 			}
@@ -118,7 +118,7 @@ func TestFaultsLifecycle(t *testing.T) {
 		t.Errorf("DELETE /faults/%s: %d %q", r1.ID, code, body)
 	}
 	code, body, _ = do(t, h, http.MethodDelete, "/faults/"+r1.ID, "")
-	if e := decodeJSON[apiError](t, body); code != http.StatusNotFound || !strings.Contains(e.Message, r1.ID) {
+	if e := decodeJSON[APIError](t, body); code != http.StatusNotFound || !strings.Contains(e.Message, r1.ID) {
 		t.Errorf("second DELETE /faults/%s: %d %q", r1.ID, code, body)
 	}
 	if list := set.List(); len(list) != 1 || list[0].ID != r2.ID {
@@ -171,7 +171,7 @@ func TestFaultsBadRule(t *testing.T) {
 				t.Fatalf("status %d, want 400; body %s", code, body)
 			}
 			t.Log(strings.TrimSpace(body))
-			e := decodeJSON[apiError](t, body)
+			e := decodeJSON[APIError](t, body)
 			if e.Field != tt.field {
 				t.Errorf("field %q, want %q; body %s", e.Field, tt.field, body)
 			}
@@ -190,7 +190,7 @@ func TestFaultsBodyLimit(t *testing.T) {
 	set := faults.NewSet(1, nil)
 	big := `{"action":"error","code":1213,"message":"` + strings.Repeat("x", maxRuleBody) + `"}`
 	code, body, _ := do(t, faultsMux(set), http.MethodPost, "/faults", big)
-	if code != http.StatusRequestEntityTooLarge || !strings.Contains(decodeJSON[apiError](t, body).Message, "65536") {
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(decodeJSON[APIError](t, body).Message, "65536") {
 		t.Errorf("status %d body %q, want 413 naming the limit", code, body)
 	}
 	if set.Armed() {

@@ -106,8 +106,8 @@ func TestEndCountersPyMySQL(t *testing.T) {
 }
 
 // TestEndCountersMidResult: the client goes away while a large result
-// streams to it: go-mysql closes (the kernel turns that into RST, since
-// unread data is queued) or resets; the mariadb CLI is SIGKILLed; PyMySQL
+// streams to it: go-mysql closes once unread data sits in its socket (the
+// kernel turns that into RST) or resets; the mariadb CLI is SIGKILLed; PyMySQL
 // calls os._exit in the middle of an unbuffered fetch. MariaDB's write fails:
 // it logs vio_errno 1160 and "Aborted connection N".
 func TestEndCountersMidResult(t *testing.T) {
@@ -121,7 +121,9 @@ func TestEndCountersMidResult(t *testing.T) {
 		{"go-mysql_close", func(t *testing.T, addr string) uint32 {
 			c, raw := mustGoMySQL(t, addr, user, pass)
 			streamSome(t, c, 100)
-			time.Sleep(100 * time.Millisecond) // the socket buffers fill behind us
+			if err := waitUnread(raw.TCPConn); err != nil { // unread data: the close is a RST
+				t.Fatal(err)
+			}
 			raw.Close()
 			return c.GetConnectionID()
 		}, "rst", "COM_QUERY"},
@@ -138,7 +140,9 @@ func TestEndCountersMidResult(t *testing.T) {
 			if _, err := raw.Write([]byte{1, 0, 0, 0, 1}); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(100 * time.Millisecond)
+			if err := waitUnread(raw.TCPConn); err != nil {
+				t.Fatal(err)
+			}
 			raw.Close()
 			return c.GetConnectionID()
 		}, "quit", "COM_QUIT"},

@@ -36,15 +36,15 @@ var table = [...]struct {
 	name Action
 	def  definition
 }{
-	{ResetServer, resetServer{}},
-	{CloseServer, closeServer{}},
+	{ResetServer, resetServer},
+	{CloseServer, closeServer},
 	{StallServer, stall{}},
 	{DropQuit, dropQuit{}},
 	{CorruptSeq, corruptSeq{}},
 	{Oversize, oversize{}},
 	{Truncate, truncate{}},
-	{ResetClient, resetClient{}},
-	{CloseClient, closeClient{}},
+	{ResetClient, resetClient},
+	{CloseClient, closeClient},
 	{StallClient, stall{}},
 	{Error, errorAction{}},
 	{Latency, latency{}},
@@ -58,9 +58,9 @@ type definition interface {
 	// defaults (c may be changed); errors are *FieldError.
 	check(c *compiled) error
 	// fits reports whether the action can be carried out at this chunk.
-	fits(ch *Chunk) bool
+	fits(ch Chunk) bool
 	// effect is what the action does at this chunk.
-	effect(f *Fired, ch *Chunk) Effect
+	effect(f *Fired, ch Chunk) Effect
 	// ends reports whether the action ends the connection (its event
 	// then says verdict fault_injected).
 	ends(r *Rule) bool
@@ -148,7 +148,7 @@ type Chunk struct {
 }
 
 // wholeFirst reports whether the chunk's first packet is whole in it.
-func (ch *Chunk) wholeFirst() bool { return ch.StartsCommand && 4+ch.FirstLen <= ch.Len }
+func (ch Chunk) wholeFirst() bool { return ch.StartsCommand && 4+ch.FirstLen <= ch.Len }
 
 // Close is how an Effect closes one socket, after the chunk.
 type Close uint8

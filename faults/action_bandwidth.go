@@ -12,9 +12,9 @@ func (bandwidth) check(c *compiled) error {
 	return nil
 }
 
-func (bandwidth) fits(*Chunk) bool { return true }
+func (bandwidth) fits(Chunk) bool { return true }
 
-func (bandwidth) effect(f *Fired, ch *Chunk) Effect {
+func (bandwidth) effect(f *Fired, ch Chunk) Effect {
 	e := forwardAll()
 	if f.AppliesTo(ch.FromClient) {
 		e.RateKbps = f.RateKbps

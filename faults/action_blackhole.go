@@ -6,9 +6,9 @@ package faults
 // then logs 1158.
 type blackhole struct{ noParams }
 
-func (blackhole) fits(ch *Chunk) bool { return !ch.Ended }
+func (blackhole) fits(ch Chunk) bool { return !ch.Ended }
 
-func (blackhole) effect(*Fired, *Chunk) Effect { return Effect{Blackhole: true} }
+func (blackhole) effect(*Fired, Chunk) Effect { return Effect{Blackhole: true} }
 
 func (blackhole) ends(*Rule) bool { return true }
 

@@ -6,9 +6,9 @@ package faults
 // aborted client.
 type corruptSeq struct{ noParams }
 
-func (corruptSeq) fits(ch *Chunk) bool { return ch.FromClient && ch.StartsCommand && !ch.Ended }
+func (corruptSeq) fits(ch Chunk) bool { return ch.FromClient && ch.StartsCommand && !ch.Ended }
 
-func (corruptSeq) effect(*Fired, *Chunk) Effect { return Effect{Forward: -1, SeqBump: 5} }
+func (corruptSeq) effect(*Fired, Chunk) Effect { return Effect{Forward: -1, SeqBump: 5} }
 
 func (corruptSeq) ends(*Rule) bool { return true }
 

@@ -6,9 +6,9 @@ package faults
 // that ends with the COM_QUIT packet.
 type dropQuit struct{ noParams }
 
-func (dropQuit) fits(ch *Chunk) bool { return ch.FromClient && ch.QuitAt >= 0 && !ch.Ended }
+func (dropQuit) fits(ch Chunk) bool { return ch.FromClient && ch.QuitAt >= 0 && !ch.Ended }
 
-func (dropQuit) effect(_ *Fired, ch *Chunk) Effect {
+func (dropQuit) effect(_ *Fired, ch Chunk) Effect {
 	return Effect{Forward: ch.QuitAt, Server: FIN, EndsNow: true}
 }
 

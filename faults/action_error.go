@@ -26,11 +26,11 @@ func (errorAction) check(c *compiled) error {
 	return nil
 }
 
-func (errorAction) fits(ch *Chunk) bool {
+func (errorAction) fits(ch Chunk) bool {
 	return ch.FromClient && ch.StartsCommand && ch.OnlyCommand && !ch.Ended
 }
 
-func (errorAction) effect(f *Fired, _ *Chunk) Effect {
+func (errorAction) effect(f *Fired, _ Chunk) Effect {
 	e := Effect{Forward: 0, Reply: protocol.AppendPacket(nil, 1, protocol.AppendERR(nil, f.Code, f.State, f.Message))}
 	if f.ThenClose {
 		e.Server, e.Client, e.EndsNow = FIN, CloseAll, true

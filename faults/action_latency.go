@@ -18,9 +18,9 @@ func (latency) check(c *compiled) error {
 	return nil
 }
 
-func (latency) fits(*Chunk) bool { return true }
+func (latency) fits(Chunk) bool { return true }
 
-func (latency) effect(f *Fired, ch *Chunk) Effect {
+func (latency) effect(f *Fired, ch Chunk) Effect {
 	e := forwardAll()
 	if f.AppliesTo(ch.FromClient) {
 		d := time.Duration(f.LatencyMS) * time.Millisecond

@@ -8,9 +8,9 @@ package faults
 // reaches the client through the server relay.
 type oversize struct{ noParams }
 
-func (oversize) fits(ch *Chunk) bool { return ch.FromClient && ch.StartsCommand && !ch.Ended }
+func (oversize) fits(ch Chunk) bool { return ch.FromClient && ch.StartsCommand && !ch.Ended }
 
-func (oversize) effect(*Fired, *Chunk) Effect {
+func (oversize) effect(*Fired, Chunk) Effect {
 	return Effect{Forward: 0, HoldClient: true, Oversize: true}
 }
 

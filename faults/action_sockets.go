@@ -5,6 +5,26 @@ package faults
 // action_reset_client.go, action_close_client.go) fire on any chunk, either
 // way, and share what MariaDB logs after them.
 
+// closes is an action that forwards the chunk that triggers it, then
+// closes the upstream and the client sockets as it says.
+type closes struct {
+	noParams
+	server, client Close
+	reset          bool // MariaDB meets a reset, not a FIN: mid-command its reply write fails
+}
+
+func (closes) fits(ch Chunk) bool { return !ch.Ended }
+
+func (a closes) effect(*Fired, Chunk) Effect {
+	return Effect{Forward: -1, Server: a.server, Client: a.client, EndsNow: true}
+}
+
+func (closes) ends(*Rule) bool { return true }
+
+func (a closes) expect(phase string, _ Outcome) (int, bool) {
+	return closesExpect(phase, a.reset), false
+}
+
 // noParams is embedded by actions that take no parameters.
 type noParams struct{}
 

@@ -18,9 +18,9 @@ func (stall) check(c *compiled) error {
 	return nil
 }
 
-func (stall) fits(ch *Chunk) bool { return !ch.FromClient && !ch.Ended }
+func (stall) fits(ch Chunk) bool { return !ch.FromClient && !ch.Ended }
 
-func (stall) effect(f *Fired, _ *Chunk) Effect {
+func (stall) effect(f *Fired, _ Chunk) Effect {
 	return Effect{Forward: -1, Delay: time.Duration(f.DurationMS) * time.Millisecond}
 }
 

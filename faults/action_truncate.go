@@ -6,11 +6,11 @@ package faults
 // packet (net_read_timeout) or reads EOF: 1158.
 type truncate struct{ noParams }
 
-func (truncate) fits(ch *Chunk) bool {
+func (truncate) fits(ch Chunk) bool {
 	return ch.FromClient && ch.wholeFirst() && ch.FirstLen >= 2 && !ch.Ended
 }
 
-func (truncate) effect(f *Fired, ch *Chunk) Effect {
+func (truncate) effect(f *Fired, ch Chunk) Effect {
 	e := Effect{Forward: 4 + ch.FirstLen/2, HoldClient: true}
 	if f.ThenClose {
 		e.Server, e.EndsNow = FIN, true

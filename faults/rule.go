@@ -1,7 +1,7 @@
 // Package faults holds fault-injection rules: what to match (who), when to
-// fire (a protocol-aware trigger) and what to do (an action with an exact
-// wire effect). The proxy consults a Set at a few points of its relay; with
-// no rule armed the check is one atomic load.
+// fire (a protocol-aware trigger) and what to do (an action, one per file,
+// whose effect the session core carries out). With no rule armed, the
+// forwarding path checks one atomic load (Set.Armed).
 package faults
 
 import (

@@ -193,7 +193,7 @@ func (f *Fired) AppliesTo(toServer bool) bool {
 }
 
 // Effect is what the rule does at ch, the chunk it fired on.
-func (f *Fired) Effect(ch *Chunk) Effect { return f.def.effect(f, ch) }
+func (f *Fired) Effect(ch *Chunk) Effect { return f.def.effect(f, *ch) }
 
 // Ends reports whether the rule ends the connection.
 func (f *Fired) Ends() bool { return f.def.ends(&f.Rule) }
@@ -211,7 +211,7 @@ func (s *Set) Check(ch *Chunk, v *View) *Fired {
 			s.retire()
 			continue
 		}
-		if !a.def.fits(ch) || !a.matches(v) || !a.triggers(v) {
+		if !a.def.fits(*ch) || !a.matches(v) || !a.triggers(v) {
 			continue
 		}
 		if !s.draw(a) || !a.take() {

@@ -85,9 +85,10 @@ func (c *conn) writeFailed(peer session.Peer, dst transport.Conn, err error) {
 	if f.Deadline {
 		kind = events.CloseTimeout // our own bound on a last word: the peer did not read
 	}
-	c.mu.Lock()
-	p := c.sess.Signal(session.Signal{Peer: peer, Kind: kind, OnWrite: true, Err: err}, time.Now())
-	c.mu.Unlock()
+	var p session.Plan
+	c.with(func(s *session.Session) {
+		p = s.Signal(session.Signal{Peer: peer, Kind: kind, OnWrite: true, Err: err}, time.Now())
+	})
 	c.carry(peer, p)
 }
 

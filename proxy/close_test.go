@@ -145,6 +145,7 @@ func TestClientGoneMidResult(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	c.waitUnread(t)
 	c.c.Close()
 	s := fake.next(t)
 	if !isReset(s.WriteErr) {
@@ -154,7 +155,7 @@ func TestClientGoneMidResult(t *testing.T) {
 		t.Errorf("upstream wrote the whole result (%d bytes): the proxy kept reading", s.ResultWritten)
 	}
 	ev := h.one(t)
-	// The client's kernel held unread bytes, so its close was a RST. The
+	// The client's socket held unread bytes, so its close was a RST. The
 	// proxy meets it on a write toward the client (ECONNRESET) and, in
 	// either order, on a read (ECONNRESET, or end of stream once the write
 	// took the error): both are one reset.

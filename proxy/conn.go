@@ -124,10 +124,11 @@ func (c *conn) serve() {
 		c.carry(session.Client, c.dialFailed(err))
 		return
 	}
-	c.mu.Lock()
-	c.server = server
-	ended := c.sess.Ending() // aborted while dialing
-	c.mu.Unlock()
+	var ended bool
+	c.with(func(s *session.Session) {
+		c.server = server
+		ended = s.Ending() // aborted while dialing
+	})
 	if ended {
 		server.Close()
 		return
@@ -166,9 +167,7 @@ func (c *conn) dialFailed(err error) session.Plan {
 // that reads the client is the one that may speak for it, so it is woken
 // (a read deadline in the past) to ask the session (QuitAtRest).
 func (c *conn) drain() {
-	c.mu.Lock()
-	c.sess.Drain()
-	c.mu.Unlock()
+	c.with((*session.Session).Drain)
 	c.wakeClient()
 }
 
@@ -176,10 +175,12 @@ func (c *conn) wakeClient() { c.client.SetReadDeadline(time.Unix(1, 0)) }
 
 // abort ends the connection where it stands: Shutdown ran out of time.
 func (c *conn) abort() {
-	c.mu.Lock()
-	cancel := c.cancelDial
-	p := c.sess.Abort(events.CloseShutdown, nil, time.Now())
-	c.mu.Unlock()
+	var cancel context.CancelFunc
+	var p session.Plan
+	c.with(func(s *session.Session) {
+		cancel = c.cancelDial
+		p = s.Abort(events.CloseShutdown, nil, time.Now())
+	})
 	if cancel != nil {
 		cancel()
 	}
@@ -291,6 +292,14 @@ func (c *conn) clientAddr() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sess.Client()
+}
+
+// with runs fn on the session under c.mu. Should fn panic, the lock is
+// released first, so the panic's guard can still end the connection.
+func (c *conn) with(fn func(s *session.Session)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fn(c.sess)
 }
 
 // teardown ends the waits (fault delays, pacing) of a connection whose

@@ -5,19 +5,17 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"strconv"
 	"strings"
 
+	"github.com/abortscope/abortscope/internal/wiretest"
 	"github.com/abortscope/abortscope/protocol"
 )
 
 // okPayload is an OK packet (header 0x00, or 0xFE as a DEPRECATE_EOF
 // result terminator) with no rows affected and autocommit set.
-func okPayload(header byte) []byte {
-	return []byte{header, 0, 0, byte(protocol.ServerStatusAutocommit), 0, 0, 0}
-}
+func okPayload(header byte) []byte { return wiretest.OK(header) }
 
 var errEndSession = errors.New("fake: script ended the session")
 
@@ -49,21 +47,7 @@ func (s *fakeSession) answer(q string) error {
 }
 
 // columnDef is a ColumnDefinition41 for a VARCHAR column.
-func (s *fakeSession) columnDef(name string) []byte {
-	var b []byte
-	for _, v := range []string{"def", "", "", "", name, ""} {
-		b = protocol.PutLenEncInt(b, uint64(len(v)))
-		b = append(b, v...)
-	}
-	if s.caps&protocol.MariaDBClientExtendedMetadata != 0 {
-		b = protocol.PutLenEncInt(b, 0) // no extended type info
-	}
-	b = append(b, 0x0c)
-	b = binary.LittleEndian.AppendUint16(b, 45)
-	b = binary.LittleEndian.AppendUint32(b, 1<<20)
-	b = append(b, 0xfd, 1, 0, 39, 0, 0) // VAR_STRING, NOT_NULL, decimals 39, filler
-	return b
-}
+func (s *fakeSession) columnDef(name string) []byte { return wiretest.ColumnDef(name, s.caps) }
 
 // writeResult streams a one-column text result set of n rows of size bytes
 // ('x'; "1" when size is 1), batching rows into writes of about 64 KiB.

@@ -13,7 +13,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -22,53 +21,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abortscope/abortscope/internal/wiretest"
 	"github.com/abortscope/abortscope/protocol"
 )
 
-const fakeVersion = "5.5.5-10.11.19-MariaDB"
-
-// fakeCaps is what MariaDB 10.11 offers: CLIENT_MYSQL clear, so the
-// extended capabilities travel in the greeting's last four filler bytes.
-const fakeCaps = protocol.ClientFoundRows | protocol.ClientLongFlag | protocol.ClientConnectWithDB |
-	protocol.ClientNoSchema | protocol.ClientCompress | protocol.ClientODBC | protocol.ClientLocalFiles |
-	protocol.ClientIgnoreSpace | protocol.ClientProtocol41 | protocol.ClientInteractive | protocol.ClientSSL |
-	protocol.ClientIgnoreSigpipe | protocol.ClientTransactions | protocol.ClientReserved |
-	protocol.ClientSecureConnection | protocol.ClientMultiStatements | protocol.ClientMultiResults |
-	protocol.ClientPSMultiResults | protocol.ClientPluginAuth | protocol.ClientConnectAttrs |
-	protocol.ClientPluginAuthLenencData | protocol.ClientCanHandleExpiredPasswords |
-	protocol.ClientSessionTrack | protocol.ClientDeprecateEOF | protocol.ClientProgressObsolete |
-	protocol.ClientSSLVerifyServerCert | protocol.ClientRememberOptions |
-	protocol.MariaDBClientProgress | protocol.MariaDBClientStmtBulkOps |
-	protocol.MariaDBClientExtendedMetadata | protocol.MariaDBClientCacheMetadata
-
-// Offsets inside the greeting payload built by fakeGreeting (version
-// "5.5.5-10.11.19-MariaDB", 22 bytes + NUL).
 const (
-	greetCapLow  = 1 + len(fakeVersion) + 1 + 4 + 8 + 1 // caps bits 0-15
-	greetCapHigh = greetCapLow + 2 + 1 + 2              // caps bits 16-31
-	greetExtCaps = greetCapHigh + 2 + 1 + 6             // MariaDB caps bits 32-63
+	fakeVersion  = wiretest.Version
+	fakeCaps     = wiretest.ServerCaps
+	greetCapLow  = wiretest.GreetCapLow
+	greetCapHigh = wiretest.GreetCapHigh
+	greetExtCaps = wiretest.GreetExtCaps
 )
 
 // fakeGreeting builds a MariaDB 10.11 HandshakeV10 payload.
-func fakeGreeting(connID uint32) []byte {
-	b := []byte{0x0a}
-	b = append(b, fakeVersion...)
-	b = append(b, 0)
-	b = binary.LittleEndian.AppendUint32(b, connID)
-	b = append(b, "Fq2~h`J!"...) // scramble, part 1
-	b = append(b, 0)
-	b = binary.LittleEndian.AppendUint16(b, uint16(fakeCaps&0xffff))
-	b = append(b, 45) // utf8mb4_general_ci
-	b = binary.LittleEndian.AppendUint16(b, protocol.ServerStatusAutocommit)
-	b = binary.LittleEndian.AppendUint16(b, uint16(fakeCaps>>16&0xffff))
-	b = append(b, 21)               // auth data length: 8 + 12 + NUL
-	b = append(b, 0, 0, 0, 0, 0, 0) // filler
-	b = binary.LittleEndian.AppendUint32(b, uint32(fakeCaps>>32&0xffffffff))
-	b = append(b, "S9<d}1*Q(Hk6"...) // scramble, part 2
-	b = append(b, 0)
-	b = append(b, "mysql_native_password"...)
-	return append(b, 0)
-}
+func fakeGreeting(connID uint32) []byte { return wiretest.Greeting(connID, fakeCaps) }
 
 // fakeSession is one upstream connection. Its fields belong to the
 // session's goroutine until it reports; the test reads them after that.

@@ -82,9 +82,9 @@ func (r *packetReader) fill(src transport.Conn, n int) error {
 func (c *conn) handshake(server transport.Conn, cbuf, sbuf []byte) bool {
 	readers := [2]packetReader{session.Client: {buf: cbuf}, session.Server: {buf: sbuf}}
 	for {
-		c.mu.Lock()
-		from, done := c.sess.Expecting()
-		c.mu.Unlock()
+		var from session.Peer
+		var done bool
+		c.with(func(s *session.Session) { from, done = s.Expecting() })
 		if done {
 			return true
 		}

@@ -20,7 +20,9 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/abortscope/abortscope/events"
+	"github.com/abortscope/abortscope/internal/wiretest"
 	"github.com/abortscope/abortscope/protocol"
+	"github.com/abortscope/abortscope/transport"
 )
 
 // collector is an events.Sink that keeps events for assertions.
@@ -131,11 +133,7 @@ func (h *harness) waitIdle(t testing.TB) {
 
 // Client capabilities: what libmariadb asks of a MariaDB server, with
 // CLIENT_MYSQL clear so the extended capabilities sit at offset 28.
-const clientCaps = protocol.ClientLongFlag | protocol.ClientConnectWithDB | protocol.ClientLocalFiles |
-	protocol.ClientProtocol41 | protocol.ClientTransactions | protocol.ClientSecureConnection |
-	protocol.ClientMultiStatements | protocol.ClientMultiResults | protocol.ClientPSMultiResults |
-	protocol.ClientPluginAuth | protocol.ClientConnectAttrs | protocol.ClientPluginAuthLenencData |
-	protocol.ClientSessionTrack | protocol.ClientDeprecateEOF | protocol.MariaDBClientProgress
+const clientCaps = wiretest.ClientCaps
 
 // rawClient speaks the protocol by hand over one TCP connection.
 type rawClient struct {
@@ -211,31 +209,7 @@ type login struct {
 
 // handshakeResponse builds a HandshakeResponse41 payload.
 func handshakeResponse(l login) []byte {
-	caps := l.caps
-	if caps == 0 {
-		caps = clientCaps
-	}
-	b := binary.LittleEndian.AppendUint32(nil, uint32(caps))
-	b = binary.LittleEndian.AppendUint32(b, 16<<20) // max packet
-	b = append(b, 45)
-	b = append(b, make([]byte, 19)...)
-	b = binary.LittleEndian.AppendUint32(b, uint32(caps>>32))
-	b = append(append(b, l.user...), 0)
-	b = append(b, 20) // auth response, lenenc
-	b = append(b, bytes.Repeat([]byte{0xa5}, 20)...)
-	if caps&protocol.ClientConnectWithDB != 0 {
-		b = append(append(b, l.db...), 0)
-	}
-	b = append(append(b, "mysql_native_password"...), 0)
-	var a []byte
-	for _, kv := range l.attrs {
-		a = protocol.PutLenEncInt(a, uint64(len(kv.Key)))
-		a = append(a, kv.Key...)
-		a = protocol.PutLenEncInt(a, uint64(len(kv.Value)))
-		a = append(a, kv.Value...)
-	}
-	b = protocol.PutLenEncInt(b, uint64(len(a)))
-	return append(b, a...)
+	return wiretest.HandshakeResponse(wiretest.Login{User: l.user, DB: l.db, Attrs: l.attrs, Caps: l.caps})
 }
 
 // login reads the greeting, sends the handshake response and reads the
@@ -341,4 +315,27 @@ func (c *rawClient) readEnd() error {
 		return io.EOF
 	}
 	return err
+}
+
+// waitUnread waits until bytes the client has not read sit in its socket
+// (SIOCINQ), so that its close is a RST: the kernel resets a socket closed
+// with unread data, and sends FIN otherwise.
+func (c *rawClient) waitUnread(t testing.TB) {
+	t.Helper()
+	tc, err := transport.Wrap(c.c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if n, ok := transport.Pending(tc); !ok {
+			t.Fatal("SIOCINQ unavailable on the client socket")
+		} else if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no unread bytes in the client's socket after 15 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

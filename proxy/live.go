@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"github.com/abortscope/abortscope/protocol"
+	"github.com/abortscope/abortscope/session"
 	"sort"
 	"time"
 )
@@ -41,13 +43,17 @@ func (p *Proxy) Connections() []ConnInfo {
 
 // info describes c at now.
 func (c *conn) info(now time.Time) ConnInfo {
-	c.mu.Lock()
-	s := c.sess.Snapshot()
-	fired := c.sess.FaultsFired()
-	addr := c.sess.Client() // a PROXY header may change it
-	idle := c.sess.Idle(now)
-	query := c.sess.Query(s.LastQuery)
-	c.mu.Unlock()
+	var s protocol.Snapshot
+	var fired []string
+	var addr, query string
+	var idle time.Duration
+	c.with(func(ss *session.Session) {
+		s = ss.Snapshot()
+		fired = ss.FaultsFired()
+		addr = ss.Client() // a PROXY header may change it
+		idle = ss.Idle(now)
+		query = ss.Query(s.LastQuery)
+	})
 	pid, cmd := c.process()
 	attrs := make(map[string]string, len(s.Attrs))
 	for _, a := range s.Attrs {
@@ -85,9 +91,8 @@ func (p *Proxy) Bytes() (fromClient, fromServer uint64) {
 	defer p.mu.Unlock()
 	fromClient, fromServer = p.endedFromClient, p.endedFromServer
 	for c := range p.conns {
-		c.mu.Lock()
-		pr := c.sess.Progress()
-		c.mu.Unlock()
+		var pr protocol.Progress
+		c.with(func(s *session.Session) { pr = s.Progress() })
 		fromClient += pr.BytesFromClient
 		fromServer += pr.BytesFromServer
 	}
@@ -98,9 +103,8 @@ func (p *Proxy) Bytes() (fromClient, fromServer uint64) {
 func (p *Proxy) ActiveByPhase() map[string]int {
 	out := make(map[string]int, 8)
 	for _, c := range p.live() {
-		c.mu.Lock()
-		ph := c.sess.Progress().Phase
-		c.mu.Unlock()
+		var ph protocol.Phase
+		c.with(func(s *session.Session) { ph = s.Progress().Phase })
 		out[ph.String()]++
 	}
 	return out

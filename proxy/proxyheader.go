@@ -91,9 +91,8 @@ func (c *conn) acceptHeader() (proxyproto.Header, bool) {
 	c.client.SetReadDeadline(time.Now().Add(c.p.proxyHeaderTimeout()))
 	var h proxyproto.Header
 	var err error
-	c.mu.Lock()
-	draining := c.sess.Draining()
-	c.mu.Unlock()
+	var draining bool
+	c.with(func(s *session.Session) { draining = s.Draining() })
 	if !draining { // else drain's wake-up was overwritten: do not wait
 		h, err = proxyproto.Read(c.client)
 	} else {
@@ -104,18 +103,14 @@ func (c *conn) acceptHeader() (proxyproto.Header, bool) {
 		c.headerFailed(err)
 		return proxyproto.Header{}, false
 	}
-	c.mu.Lock()
-	c.sess.SetHeaderRead()
-	c.mu.Unlock()
+	c.with((*session.Session).SetHeaderRead)
 	if !h.HasAddress() {
 		// v1 UNKNOWN or v2 LOCAL: the peer speaks for itself.
 		c.log.Debug("PROXY header names no client; the peer is the client", zap.Int("proxy_protocol", h.Version))
 		return h, true
 	}
 	src := netip.AddrPortFrom(h.Source.Addr().Unmap(), h.Source.Port())
-	c.mu.Lock()
-	c.sess.SetClient(src.String(), net.IP(src.Addr().AsSlice()))
-	c.mu.Unlock()
+	c.with(func(s *session.Session) { s.SetClient(src.String(), net.IP(src.Addr().AsSlice())) })
 	// The relays have not started and nothing else may log through c.log
 	// (the process lookup, which runs from accept, must not), so the
 	// logger can be swapped here.
@@ -135,9 +130,8 @@ func (c *conn) headerFailed(err error) {
 	}
 	malformed := errors.Is(err, proxyproto.ErrInvalid) || errors.Is(err, proxyproto.ErrNoSignature) ||
 		errors.Is(err, proxyproto.ErrUnsupported)
-	c.mu.Lock()
-	p := c.sess.HeaderFailed(err, f.Kind, malformed, c.sess.Draining(), time.Now())
-	c.mu.Unlock()
+	var p session.Plan
+	c.with(func(s *session.Session) { p = s.HeaderFailed(err, f.Kind, malformed, s.Draining(), time.Now()) })
 	c.carry(session.Client, p)
 }
 

@@ -63,9 +63,10 @@ func (c *conn) readFailed(from session.Peer, src transport.Conn, err error) bool
 	if f.Ours {
 		return false // closed by the other goroutine: its decision stands
 	}
-	c.mu.Lock()
-	p := c.sess.Signal(session.Signal{Peer: from, Kind: f.Kind, Verified: f.Verified, Err: f.Err}, time.Now())
-	c.mu.Unlock()
+	var p session.Plan
+	c.with(func(s *session.Session) {
+		p = s.Signal(session.Signal{Peer: from, Kind: f.Kind, Verified: f.Verified, Err: f.Err}, time.Now())
+	})
 	return c.carry(from, p)
 }
 
@@ -81,9 +82,11 @@ func (c *conn) drainWoken() bool {
 	// check below) stands and brings the pump back here.
 	c.client.SetReadDeadline(time.Time{})
 	n, ok := transport.Pending(c.client)
-	c.mu.Lock()
-	p, stop := c.sess.QuitAtRest(!ok || n == 0, time.Now()) // a socket that cannot tell counts as quiet
-	c.mu.Unlock()
+	var p session.Plan
+	var stop bool
+	c.with(func(s *session.Session) {
+		p, stop = s.QuitAtRest(!ok || n == 0, time.Now()) // a socket that cannot tell counts as quiet
+	})
 	if stop {
 		c.carry(session.Client, p)
 	}

@@ -9,10 +9,10 @@ import (
 )
 
 // How a connection ends is recorded, not raced for. Each peer's signals are
-// merged into one mark for that peer, keeping the strongest (a reset seen on
-// a write upgrades a FIN seen on a read of the same socket, unless the
-// socket's state had proved that FIN an orderly close), and the phase and
-// time of the first. The proxy's own decisions (a fault, shutdown, a
+// merged into one mark for that peer (outcome: a reset seen on a write
+// upgrades a FIN seen on a read of the same socket, unless the socket's
+// state had proved that FIN an orderly close), with the phase and time of
+// the first. The proxy's own decisions (a fault, shutdown, a
 // refusal) are a mark of their own, recorded before the proxy closes
 // anything, so that a close it chose is never read back as a peer's doing.
 // The ending is the earliest of these marks: what came after it is its
@@ -20,16 +20,38 @@ import (
 // peer's departure in (a write that met the reset, a read that then found
 // end of stream), the ending is the same.
 
-// mark is one recorded cause of the ending.
+// mark is one recorded cause of the ending: a peer's signals, or the
+// proxy's decision.
 type mark struct {
-	set      bool
-	order    int // 1 for the first mark of the connection, 2 for the next
-	kind     events.CloseKind
-	onWrite  bool
-	verified bool
-	err      error
-	phase    protocol.Phase // when the first signal came
-	idle     time.Duration  // how long the connection had been quiet then
+	set   bool
+	order int            // 1 for the first mark of the connection, 2 for the next
+	phase protocol.Phase // when the first signal came
+	idle  time.Duration  // how long the connection had been quiet then
+
+	// A peer's signals, merged: the strongest seen on reads and on
+	// writes, and whether a read found a FIN the socket state proved
+	// orderly. The proxy's decision is in read.
+	read, write half
+	verified    bool
+}
+
+// half is the strongest signal seen one way (read or write).
+type half struct {
+	set  bool
+	kind events.CloseKind
+	err  error
+}
+
+func (h *half) add(kind events.CloseKind, err error) {
+	switch {
+	case !h.set || strength(kind) > strength(h.kind):
+		h.set, h.kind = true, kind
+		if err != nil {
+			h.err = err
+		}
+	case h.err == nil:
+		h.err = err
+	}
 }
 
 // strength orders the kinds of a peer's departure: a timeout explains more
@@ -44,22 +66,33 @@ func strength(k events.CloseKind) int {
 	return 0
 }
 
-// merge adds a later signal of the same peer to m.
-func (m *mark) merge(sig Signal) {
-	if m.kind == events.CloseFIN && m.verified && sig.OnWrite {
-		// The peer's FIN was an orderly close; the write failed because
-		// the proxy went on writing into its closed socket.
+// add merges a signal of the peer into m.
+func (m *mark) add(sig Signal) {
+	if sig.OnWrite {
+		m.write.add(sig.Kind, sig.Err)
 		return
 	}
-	if strength(sig.Kind) > strength(m.kind) {
-		m.kind, m.onWrite, m.verified = sig.Kind, sig.OnWrite, false
-		if sig.Err != nil {
-			m.err = sig.Err
-		}
+	m.read.add(sig.Kind, sig.Err)
+	m.verified = m.verified || sig.Kind == events.CloseFIN && sig.Verified
+}
+
+// outcome is how the peer left, from everything it signalled, whatever
+// the order: a reset or timeout met by a read is what it is; a FIN that
+// the socket state proved orderly stays a FIN, the resets met by the
+// proxy's writes into the closed socket being only its consequence; else
+// the strongest signal, read or write (a reset met by a write upgrades a
+// FIN read on the same socket: the write took the reset's error, and the
+// read found only the closed stream).
+func (m *mark) outcome() (kind events.CloseKind, onWrite bool, err error) {
+	switch {
+	case m.read.set && m.read.kind != events.CloseFIN:
+		return m.read.kind, false, m.read.err
+	case m.verified, !m.write.set:
+		return m.read.kind, false, m.read.err
+	case !m.read.set || strength(m.write.kind) > strength(m.read.kind):
+		return m.write.kind, true, m.write.err
 	}
-	if m.err == nil {
-		m.err = sig.Err
-	}
+	return m.read.kind, false, m.read.err
 }
 
 // ending is the cause of the ending as the verdict takes it.
@@ -79,14 +112,13 @@ var errNoCause = errors.New("abortscope: connection ended without a recorded cau
 // signalled nothing before.
 func (s *Session) note(sig Signal, now time.Time) bool {
 	m := &s.peers[sig.Peer]
-	if m.set {
-		m.merge(sig)
-		return false
+	first := !m.set
+	if first {
+		s.marks++
+		*m = mark{set: true, order: s.marks, phase: s.tr.Phase(), idle: s.idle(now)}
 	}
-	s.marks++
-	*m = mark{set: true, order: s.marks, kind: sig.Kind, onWrite: sig.OnWrite, verified: sig.Verified,
-		err: sig.Err, phase: s.tr.Phase(), idle: s.idle(now)}
-	return true
+	m.add(sig)
+	return first
 }
 
 // decide records a decision of the proxy's own at now, unless one was
@@ -98,7 +130,8 @@ func (s *Session) decide(kind events.CloseKind, err error, now time.Time) bool {
 		return false
 	}
 	s.marks++
-	s.proxy = mark{set: true, order: s.marks, kind: kind, err: err, phase: s.tr.Phase(), idle: s.idle(now)}
+	s.proxy = mark{set: true, order: s.marks, phase: s.tr.Phase(), idle: s.idle(now)}
+	s.proxy.read.add(kind, err)
 	return first
 }
 
@@ -121,7 +154,8 @@ func (s *Session) ending() ending {
 	if m == nil {
 		return ending{by: events.ByProxy, close: events.CloseRST, err: errNoCause, phase: s.tr.Phase()}
 	}
-	return ending{by: by, close: m.kind, err: m.err, onWrite: m.onWrite, phase: m.phase, idle: m.idle}
+	kind, onWrite, err := m.outcome()
+	return ending{by: by, close: kind, err: err, onWrite: onWrite, phase: m.phase, idle: m.idle}
 }
 
 // proxyEnded reports whether the ending so far is the proxy's own: peers'

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/abortscope/abortscope/admin"
 )
 
 // adminTimeout bounds one call to the admin API.
@@ -37,22 +39,8 @@ func newAdminClient(admin string) (*adminClient, error) {
 	return &adminClient{base: strings.TrimSuffix(u.String(), "/"), http: &http.Client{Timeout: adminTimeout}}, nil
 }
 
-// apiError is the admin API's error answer.
-type apiError struct {
-	Status  int
-	Message string `json:"error"`
-	Field   string `json:"field"`
-}
-
-func (e *apiError) Error() string {
-	if e.Field != "" && !strings.Contains(e.Message, e.Field) {
-		return fmt.Sprintf("field %q: %s (HTTP %d)", e.Field, e.Message, e.Status)
-	}
-	return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
-}
-
 // call sends in (if not nil) as JSON and decodes the answer into out (if
-// not nil). An answer other than want is an *apiError.
+// not nil). An answer other than want is an *admin.APIError.
 func (c *adminClient) call(ctx context.Context, method, path string, in any, want int, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -82,7 +70,7 @@ func (c *adminClient) call(ctx context.Context, method, path string, in any, wan
 		return fmt.Errorf("%s %s: reading the answer: %w", method, req.URL, err)
 	}
 	if resp.StatusCode != want {
-		e := &apiError{Status: resp.StatusCode}
+		e := &admin.APIError{Status: resp.StatusCode}
 		if json.Unmarshal(data, e) != nil || e.Message == "" {
 			e.Message = fmt.Sprintf("%s %s: %s", method, req.URL, strings.TrimSpace(string(data)))
 		}
