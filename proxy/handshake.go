@@ -132,7 +132,8 @@ func (c *conn) passRest(from session.Peer, src transport.Conn, hdr, buf []byte) 
 			}
 		}
 		if err != nil {
-			return c.readFailed(from, src, err) && false
+			c.readFailed(from, src, err)
+			return false
 		}
 	}
 	return true

@@ -25,7 +25,7 @@ func (c *conn) pump(from session.Peer, src transport.Conn, buf []byte) {
 			if !c.carry(from, p) {
 				return
 			}
-			if from == session.Server && c.awaitsQuit() {
+			if p.WakeClient {
 				c.wakeClient() // the reply ended while draining
 			}
 		}

@@ -66,6 +66,10 @@ type Plan struct {
 	Fired *faults.Fired
 	// FiredIn is the phase the rule fired in.
 	FiredIn string
+	// WakeClient asks the engine to wake the goroutine or handler that
+	// reads the client: a draining connection has come to rest, and may
+	// quit (QuitAtRest).
+	WakeClient bool
 	// Warn is something the operator should be told (a refused client,
 	// an upstream that offers TLS), for the engine to log; empty if none.
 	Warn string

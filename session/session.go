@@ -132,11 +132,17 @@ func (s *Session) Data(from Peer, b []byte, now time.Time) Plan {
 			return s.finish(from, p)
 		}
 	}
+	var p Plan
 	if !s.faulted && !s.cfg.Faults.Armed() {
 		s.tr.Feed(dirOf(from), b)
-		return forward(from, b)
+		p = forward(from, b)
+	} else {
+		p = s.finish(from, s.inject(from, b, now))
 	}
-	return s.finish(from, s.inject(from, b, now))
+	if s.draining && from == Server {
+		p.WakeClient = s.AwaitsQuit()
+	}
+	return p
 }
 
 // Signal is told what a socket said, and returns how to mirror it on the
