@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -165,4 +166,62 @@ func readEvents(t testing.TB, path string) []events.Event {
 func jsonNumber(v uint32) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestBinaryEventsReaderGone: `serve --events -` piped into a reader that
+// exits. The next events are lost (counted, logged), not the process: it
+// goes on relaying, and exits non-zero at SIGTERM saying events were lost.
+func TestBinaryEventsReaderGone(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "abortscope")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/abortscope/abortscope/cmd/abortscope").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Close() // the reader is gone before the first event
+	listen, admin := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(bin, "serve", "--listen", listen, "--upstream", db.Addr(), "--events", "-",
+		"--admin", admin, "--log-format", "json")
+	cmd.Stdout = pw
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	defer cmd.Process.Kill()
+	waitHealthy(t, "http://"+admin+"/healthz")
+	host, port := hostPort(t, listen)
+	for range 3 {
+		if out, err := exec.Command("mariadb", "-h", host, "-P", port, "-uroot", "mysql", "-N", "-e", "SELECT 1").CombinedOutput(); err != nil {
+			t.Fatalf("mariadb CLI through the proxy after the events reader left: %v\n%s", err, out)
+		}
+	}
+	// The three events were written (and refused) before the scrape: the
+	// metric counts them once each connection has ended.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		body := getText(t, "http://"+admin+"/metrics")
+		if metricValue(t, body, "abortscope_events_write_errors_total") == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("abortscope_events_write_errors_total never reached 3:\n%s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("abortscope exited with %v, want exit status 1 (events lost)\nstderr:\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "writing an event failed") || !strings.Contains(stderr.String(), "3 failed writes") {
+		t.Errorf("stderr does not tell of the lost events:\n%s", stderr.String())
+	}
 }

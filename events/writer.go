@@ -119,9 +119,22 @@ func (w *Writer) Close(ctx context.Context) error {
 }
 
 // run is the writer goroutine: it writes queued lines until Close, then the
-// rest of the queue.
+// rest of the queue. A panic in the output or in OnError loses the line at
+// hand, not the process nor the lines after it.
 func (w *Writer) run() {
 	defer close(w.done)
+	for !w.drain() {
+	}
+}
+
+// drain writes lines until Close (true), or until a panic (false).
+func (w *Writer) drain() (closed bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.writeErrors.Add(1)
+			closed = false
+		}
+	}()
 	for {
 		select {
 		case line := <-w.queue:
@@ -132,7 +145,7 @@ func (w *Writer) run() {
 				case line := <-w.queue:
 					w.write(line)
 				default:
-					return
+					return true
 				}
 			}
 		}
@@ -156,13 +169,18 @@ func (w *Writer) write(line []byte) {
 	}
 	w.writeErrors.Add(1)
 	if n > 0 {
-		// A partial line (disk full) would tear the file: cut it off. The
-		// file is opened for appending and this goroutine is its only
-		// writer, so its end is where the partial line ends.
+		// A partial line (disk full) would tear the file: cut it off, and
+		// write the next line where it began (a file opened without
+		// O_APPEND, as a shell's `> file` opens it, would otherwise go on
+		// after a gap). This goroutine is the file's only writer, so the
+		// write position is where the partial line ends.
 		if t, ok := w.out.(truncater); ok {
-			if end, serr := t.Seek(0, io.SeekEnd); serr == nil {
-				if terr := t.Truncate(end - int64(n)); terr != nil {
+			if end, serr := t.Seek(0, io.SeekCurrent); serr == nil {
+				start := end - int64(n)
+				if terr := t.Truncate(start); terr != nil {
 					err = fmt.Errorf("%w (and the partial line could not be cut off: %v)", err, terr)
+				} else {
+					t.Seek(start, io.SeekStart)
 				}
 			}
 		}

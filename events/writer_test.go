@@ -243,3 +243,52 @@ func TestWriterCutsPartialLine(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// TestWriterCutsPartialLineWithoutAppend: the same for a file opened as a
+// shell's `> file` opens it (no O_APPEND): the next line starts where the
+// partial one began, with no gap of NUL bytes.
+func TestWriterCutsPartialLineWithoutAppend(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := NewWriter(&shortFile{File: f, limit: 1000}, WriterOptions{})
+	w.Emit(&Event{Event: "connection_ended", ConnID: 1})
+	w.Emit(&Event{Event: "connection_ended", ConnID: 2, Attrs: map[string]string{"big": strings.Repeat("x", 2000)}})
+	w.Emit(&Event{Event: "connection_ended", ConnID: 3})
+	closeWriter(t, w)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.IndexByte(data, 0) >= 0 {
+		t.Fatalf("NUL bytes in the file: the next line was written after a gap")
+	}
+	if n := bytes.Count(data, []byte("\n")); n != 2 {
+		t.Errorf("%d lines, want 2", n)
+	}
+}
+
+// panicWriter panics on its first write.
+type panicWriter struct{ n atomic.Int32 }
+
+func (w *panicWriter) Write(p []byte) (int, error) {
+	if w.n.Add(1) == 1 {
+		panic("output failed")
+	}
+	return len(p), nil
+}
+
+// TestWriterSurvivesPanic: a panic in the output loses its line only.
+func TestWriterSurvivesPanic(t *testing.T) {
+	w := NewWriter(&panicWriter{}, WriterOptions{})
+	for i := range 3 {
+		w.Emit(&Event{ConnID: uint64(i)})
+	}
+	closeWriter(t, w)
+	if st := w.Stats(); st.Written != 2 || st.WriteErrors != 1 {
+		t.Errorf("stats %+v, want 2 written and 1 error", st)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -33,6 +34,7 @@ type conn struct {
 
 	stop     chan struct{} // closed when a socket is closed for good: ends waits
 	stopOnce sync.Once
+	toClient atomic.Int32 // server chunks fed to the session and not yet written (pump.go)
 	procState
 }
 

@@ -10,6 +10,7 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -287,4 +288,24 @@ func TestStuckEventsReader(t *testing.T) {
 	if err := h.p.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown with a stuck events reader: %v", err)
 	}
+}
+
+// TestClientGoneBeforeGreeting: a client that connects and closes at once
+// (a TCP health check) while MariaDB has not greeted yet. The proxy sees the
+// client's FIN while the server has the turn and passes it on: MariaDB
+// reads the end of the stream, as it would from the client itself, not a
+// reset provoked by writing the greeting into the client's closed socket.
+func TestClientGoneBeforeGreeting(t *testing.T) {
+	gate := make(chan struct{})
+	fake := newFakeServer(t, func(f *fakeServer) { f.greetGate = gate })
+	h := startProxy(t, fake.Addr())
+	c := mustDial(t, h.addr)
+	c.c.Close()
+	h.waitRecorded(t) // seen while the greeting is held
+	close(gate)
+	s := fake.next(t)
+	if s.ReadErr != io.EOF {
+		t.Errorf("upstream read %v, want EOF (the client's FIN passed on)", s.ReadErr)
+	}
+	checkEvent(t, h.one(t), events.HandshakeAbort, "connect", "client", "fin", 0)
 }

@@ -79,6 +79,8 @@ type fakeServer struct {
 	// onQuery, when set, may answer a COM_QUERY itself: it returns
 	// handled=false to fall back to the default script.
 	onQuery func(s *fakeSession, q string) (handled bool, err error)
+	// greetGate, when set, holds every greeting until it is closed.
+	greetGate chan struct{}
 
 	mu   sync.Mutex
 	live map[uint32]*net.TCPConn
@@ -223,6 +225,13 @@ func (f *fakeServer) run(s *fakeSession) {
 		}
 		_, s.ReadErr = io.Copy(io.Discard, s.r)
 		return
+	}
+	if f.greetGate != nil {
+		select {
+		case <-f.greetGate:
+		case <-f.closing:
+			return
+		}
 	}
 	s.Greeting = s.packet(nil, fakeGreeting(s.ID))
 	if s.write(s.Greeting) != nil {

@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"errors"
 	"io"
+	"os"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/session"
 	"github.com/abortscope/abortscope/transport"
 )
@@ -18,12 +21,13 @@ import (
 // packets. The relays start only when the session says both directions may
 // flow.
 //
-// While the client has the turn, a watcher goroutine peeks at the server:
+// While one side has the turn, a watcher goroutine peeks at the other.
 // MariaDB may give up first (its connect_timeout resets the connection, a
 // refusal comes as an ERR), and the client must hear it at once, as it
-// would without the proxy. While the server has the turn the client is not
-// watched: a client that leaves then is noticed when the server's answer is
-// written to it, as MariaDB itself would notice it.
+// would without the proxy; a client may leave before the greeting (a TCP
+// health check) or during authentication, and MariaDB must see its FIN or
+// RST then, not an RST its kernel sends back when the proxy writes the
+// greeting into its closed socket.
 
 // maxHandshakePacket bounds a packet of the connection phase read whole to
 // be edited. Real ones are a few hundred bytes (attributes included); a
@@ -81,6 +85,7 @@ func (r *packetReader) fill(src transport.Conn, n int) error {
 // start; false means the connection ended in it.
 func (c *conn) handshake(server transport.Conn, cbuf, sbuf []byte) bool {
 	readers := [2]packetReader{session.Client: {buf: cbuf}, session.Server: {buf: sbuf}}
+	socks := [2]transport.Conn{session.Client: c.client, session.Server: server}
 	for {
 		var from session.Peer
 		var done bool
@@ -88,37 +93,45 @@ func (c *conn) handshake(server transport.Conn, cbuf, sbuf []byte) bool {
 		if done {
 			return true
 		}
-		src := c.client
+		other := session.Server
 		if from == session.Server {
-			src = server
+			other = session.Client
 		}
-		var pkt []byte
-		var big bool
-		var err error
-		if from == session.Client {
-			var spoke bool
-			pkt, big, err, spoke = c.readClientWatched(&readers[session.Client], server)
-			if spoke { // the server spoke or left first: hear it out
-				from, src = session.Server, server
-				pkt, big, err = readers[session.Server].next(server)
+		pkt, big, err, seen := c.readWatched(&readers[from], socks[from], socks[other], other == session.Server)
+		switch seen {
+		case transport.Reset:
+			// The watcher's peek took the reset's error: say it here,
+			// since a read would now find only the end of the stream.
+			if goOn, _ := c.signalEnded(session.Signal{Peer: other, Kind: events.CloseRST, Err: errPeekedReset}); !goOn {
+				return false
 			}
-		} else {
-			pkt, big, err = readers[session.Server].next(server)
+			continue
+		case transport.EOF, transport.Data:
+			// The other side spoke, or left, out of turn: hear it out.
+			from = other
+			pkt, big, err = readers[from].next(socks[from])
 		}
 		if err != nil {
-			if !c.readFailed(from, src, err) {
-				return false
+			goOn, bothOpen := c.readEnded(from, socks[from], err)
+			if !goOn {
+				// A client's FIN was passed on: the server may still
+				// answer, so the relays take over (the client's pump finds
+				// the end of its stream again and stops at once).
+				return bothOpen
 			}
 			continue
 		}
 		if !c.carry(from, c.data(from, pkt)) {
 			return false
 		}
-		if big && !c.passRest(from, src, pkt, readers[from].buf) {
+		if big && !c.passRest(from, socks[from], pkt, readers[from].buf) {
 			return false
 		}
 	}
 }
+
+// errPeekedReset is the error of a reset the handshake watcher found.
+var errPeekedReset = errors.New("connection reset by peer (seen while waiting for the other side)")
 
 // passRest relays the payload of a packet too large to edit, as it comes.
 func (c *conn) passRest(from session.Peer, src transport.Conn, hdr, buf []byte) bool {
@@ -132,6 +145,10 @@ func (c *conn) passRest(from session.Peer, src transport.Conn, hdr, buf []byte) 
 			}
 		}
 		if err != nil {
+			if from == session.Client && transport.Classify(src, err).Deadline {
+				src.SetReadDeadline(time.Time{}) // a drain's wake-up: let it log in
+				continue
+			}
 			c.readFailed(from, src, err)
 			return false
 		}
@@ -139,40 +156,50 @@ func (c *conn) passRest(from session.Peer, src transport.Conn, hdr, buf []byte) 
 	return true
 }
 
-// readClientWatched reads the client's next packet while a watcher peeks
-// at the server. spoke reports that the server became readable (it spoke,
-// or closed) first: the client's read was interrupted and keeps its place.
-func (c *conn) readClientWatched(r *packetReader, server transport.Conn) (pkt []byte, big bool, err error, spoke bool) {
-	var woke atomic.Bool
+// readWatched reads the next packet from src while a watcher goroutine
+// peeks at other, the side that does not have the turn. When other becomes
+// readable first (the server: it spoke or left; the client: it left, as a
+// TCP health check does right after connecting), the read is interrupted
+// and keeps its place, and seen says what the watcher found. Data the
+// client sends out of turn (a pipelined command) waits for the relays.
+func (c *conn) readWatched(r *packetReader, src, other transport.Conn, otherIsServer bool) (pkt []byte, big bool, err error, seen transport.Readiness) {
+	var found atomic.Uint32 // a transport.Readiness
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer c.guardQuietly("handshake watcher")
-		if _, err := transport.WaitReadable(server); err == nil {
-			woke.Store(true)
-			c.wakeClient()
+		rd, err := transport.WaitReadable(other)
+		if err != nil || rd == transport.Data && !otherIsServer {
+			return
 		}
+		found.Store(uint32(rd))
+		src.SetReadDeadline(time.Unix(1, 0))
 	}()
 	for {
-		pkt, big, err = r.next(c.client)
-		if err == nil || !transport.Classify(c.client, err).Deadline || woke.Load() {
+		pkt, big, err = r.next(src)
+		if err == nil || !transport.Classify(src, err).Deadline || found.Load() != 0 {
 			break
 		}
 		// A drain's wake-up: a connection still logging in is let log in,
 		// then quits at rest (the client pump looks at the drain first).
-		c.client.SetReadDeadline(time.Time{})
-	}
-	// Stop the watcher: wake its wait, then clear what either side set.
-	server.SetReadDeadline(time.Unix(1, 0))
-	<-done
-	server.SetReadDeadline(time.Time{})
-	if woke.Load() {
-		c.client.SetReadDeadline(time.Time{})
-		if err != nil {
-			return nil, false, nil, true
+		src.SetReadDeadline(time.Time{})
+		if found.Load() != 0 { // the watcher woke it just now: its wake-up was cleared
+			err = os.ErrDeadlineExceeded
+			break
 		}
 	}
-	return pkt, big, err, false
+	// Stop the watcher: wake its wait, then clear what either side set.
+	other.SetReadDeadline(time.Unix(1, 0))
+	<-done
+	other.SetReadDeadline(time.Time{})
+	if seen = transport.Readiness(found.Load()); seen != 0 {
+		src.SetReadDeadline(time.Time{})
+		if err != nil {
+			return nil, false, nil, seen
+		}
+		seen = 0 // the packet came all the same: the other side is heard next
+	}
+	return pkt, big, err, seen
 }
 
 // guardQuietly, deferred in a helper goroutine that owns nothing, logs a

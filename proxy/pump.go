@@ -21,8 +21,12 @@ func (c *conn) pump(from session.Peer, src transport.Conn, buf []byte) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			p := c.data(from, buf[:n])
-			if !c.carry(from, p) {
+			p := c.relayed(from, buf[:n])
+			ok := c.carry(from, p)
+			if from == session.Server {
+				c.toClient.Add(-1) // written (or given up on)
+			}
+			if !ok {
 				return
 			}
 			if p.WakeClient {
@@ -50,6 +54,20 @@ func (c *conn) data(from session.Peer, b []byte) session.Plan {
 	return c.sess.Data(from, b, time.Now())
 }
 
+// relayed is data for a pump. Bytes from the server are counted as on
+// their way to the client (toClient) until the pump has written them: the
+// session counts a connection at rest as soon as it is fed the end of a
+// reply, and a drain must not close the client's socket under the write of
+// that end.
+func (c *conn) relayed(from session.Peer, b []byte) session.Plan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if from == session.Server {
+		c.toClient.Add(1)
+	}
+	return c.sess.Data(from, b, time.Now())
+}
+
 func (c *conn) awaitsQuit() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -59,15 +77,29 @@ func (c *conn) awaitsQuit() bool {
 // readFailed tells the session how a read from a peer ended and does what
 // it decides. It reports whether the reader may go on.
 func (c *conn) readFailed(from session.Peer, src transport.Conn, err error) bool {
+	ok, _ := c.readEnded(from, src, err)
+	return ok
+}
+
+// readEnded is readFailed that also reports whether both sockets are still
+// open after the plan (a FIN was passed on, the other direction drains).
+func (c *conn) readEnded(from session.Peer, src transport.Conn, err error) (goOn, bothOpen bool) {
 	f := transport.Classify(src, err)
 	if f.Ours {
-		return false // closed by the other goroutine: its decision stands
+		return false, false // closed by the other goroutine: its decision stands
 	}
+	return c.signalEnded(session.Signal{Peer: from, Kind: f.Kind, Verified: f.Verified, Err: f.Err})
+}
+
+// signalEnded tells the session what a socket said and does what it
+// decides. It reports whether the caller may go on, and whether both
+// sockets are still open for reading after the plan.
+func (c *conn) signalEnded(sig session.Signal) (goOn, bothOpen bool) {
 	var p session.Plan
-	c.with(func(s *session.Session) {
-		p = s.Signal(session.Signal{Peer: from, Kind: f.Kind, Verified: f.Verified, Err: f.Err}, time.Now())
-	})
-	return c.carry(from, p)
+	c.with(func(s *session.Session) { p = s.Signal(sig, time.Now()) })
+	goOn = c.carry(sig.Peer, p)
+	open := func(how session.Close) bool { return how != session.CloseAll && how != session.RST }
+	return goOn, open(p.Server) && open(p.Client)
 }
 
 // drainWoken handles a wake-up of the client pump (a read deadline in the
@@ -85,7 +117,9 @@ func (c *conn) drainWoken() bool {
 	var p session.Plan
 	var stop bool
 	c.with(func(s *session.Session) {
-		p, stop = s.QuitAtRest(!ok || n == 0, time.Now()) // a socket that cannot tell counts as quiet
+		// Quiet: nothing from the client waits unread (a socket that
+		// cannot tell counts as quiet), nothing to it waits to be written.
+		p, stop = s.QuitAtRest((!ok || n == 0) && c.toClient.Load() == 0, time.Now())
 	})
 	if stop {
 		c.carry(session.Client, p)

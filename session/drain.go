@@ -26,8 +26,9 @@ func (s *Session) Draining() bool { return s.draining }
 // it from the side that reads the client, when nothing else reads it at the
 // same time: quiet says no byte from the client is waiting unread (a
 // command that reached the proxy's socket as Shutdown began is relayed and
-// answered first, not lost in the close). ok reports whether the reader
-// must stop: the connection quit, or was ending anyway.
+// answered first, not lost in the close) and none to it waits to be
+// written (the end of the last reply). ok reports whether the reader must
+// stop: the connection quit, or was ending anyway.
 func (s *Session) QuitAtRest(quiet bool, now time.Time) (p Plan, ok bool) {
 	if !s.draining || s.quit || !quiet || !s.tr.AtRest() {
 		return Plan{}, false

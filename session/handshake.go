@@ -55,8 +55,7 @@ func (s *Session) handshake(from Peer, b []byte, now time.Time) (p Plan, handled
 			orig, _ := protocol.ParseGreeting(b[4:])
 			protocol.MaskGreeting(b[4:], protocol.UnfollowableCaps)
 			if orig.Caps&protocol.ClientSSL != 0 {
-				s.tr.Feed(protocol.ServerToClient, b)
-				return Plan{ToClient: b, Warn: WarnUpstreamTLS}, true
+				s.warn = WarnUpstreamTLS
 			}
 		}
 		return Plan{}, false

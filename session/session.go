@@ -61,7 +61,8 @@ type Session struct {
 	closed [2]Close // the strongest close already planned per socket
 
 	// Handshake edits (handshake.go).
-	responded bool // the client's first packet was seen
+	responded bool   // the client's first packet was seen
+	warn      string // for the operator, with the next plan
 
 	// Drain on shutdown (drain.go).
 	draining bool
@@ -142,6 +143,9 @@ func (s *Session) Data(from Peer, b []byte, now time.Time) Plan {
 	if s.draining && from == Server {
 		p.WakeClient = s.AwaitsQuit()
 	}
+	if s.warn != "" {
+		p.Warn, s.warn = s.warn, ""
+	}
 	return p
 }
 
@@ -186,9 +190,14 @@ func (s *Session) Signal(sig Signal, now time.Time) Plan {
 // Abort ends the connection from the proxy's side, closing both sockets:
 // Shutdown's deadline passed (kind events.CloseShutdown) or abortscope's
 // own code failed (events.CloseRST with the error).
+//
+// Its closes are never dropped as done before: a close planned earlier may
+// still wait behind a write that blocks (a client that stopped reading),
+// and Abort is what ends that wait.
 func (s *Session) Abort(kind events.CloseKind, err error, now time.Time) Plan {
 	s.decide(kind, err, now)
-	return s.closes(Plan{Server: CloseAll, Client: CloseAll, Stop: true})
+	s.closed = [2]Close{CloseAll, CloseAll}
+	return Plan{Server: CloseAll, Client: CloseAll, Stop: true}
 }
 
 // finish completes a plan made for data from a peer: the closes it plans

@@ -224,6 +224,12 @@ func TestRacingSignals(t *testing.T) {
 		{"server reset while idle (wait_timeout): read reset, write reset",
 			idle, []signalStep{{Server, events.CloseRST, false, false}, {Server, events.CloseRST, true, false}},
 			want{events.ServerIdleTimeout, "idle", events.ByServer, events.CloseRST, events.ErNetReadInterrupted}},
+		{"client gone in a retransmission timeout: write timeout, then end of stream",
+			inResult, []signalStep{{Client, events.CloseTimeout, true, false}, {Client, events.CloseFIN, false, false}},
+			want{events.ClientAbortInFlight, "result", events.ByClient, events.CloseTimeout, events.ErNetErrorOnWrite}},
+		{"server KILLed (FIN) while a command was being forwarded: its socket refused the write",
+			idle, []signalStep{{Server, events.CloseFIN, false, true}, {Server, events.CloseRST, true, false}},
+			want{events.ServerClosed, "idle", events.ByServer, events.CloseFIN, 0}},
 		{"client timeout in a command: read timeout, write reset",
 			inCommand, []signalStep{{Client, events.CloseTimeout, false, false}, {Client, events.CloseRST, true, false}},
 			want{events.ClientAbortInFlight, "command", events.ByClient, events.CloseTimeout, events.ErNetErrorOnWrite}},
@@ -482,5 +488,22 @@ func TestDataAllocs(t *testing.T) {
 		if n := testing.AllocsPerRun(1000, func() { d.s.Data(Server, row, t0) }); n != 0 {
 			t.Errorf("faults %v: %v allocations per chunk", cfg.Faults != nil, n)
 		}
+	}
+}
+
+// TestAbortClosesWhatWasPlanned: a rule planned both closes, but the
+// engine is still blocked in the plan's write (a client that stopped
+// reading): Abort must plan the closes again, since they are what ends
+// that write.
+func TestAbortClosesWhatWasPlanned(t *testing.T) {
+	d := newDriver(t, armed(t, "action=reset_client,phase=result"))
+	d.login("app")
+	d.query("SELECT x FROM t")
+	if p := d.data(Server, resultStart(3)); p.Server != RST || p.Client != RST {
+		t.Fatalf("rule plan %+v", p)
+	}
+	p := d.s.Abort(events.CloseShutdown, nil, d.tick())
+	if p.Server != CloseAll || p.Client != CloseAll || !p.Stop {
+		t.Errorf("abort plan %+v: both sockets must be closed", p)
 	}
 }

@@ -6,11 +6,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TCP states of interest (include/net/tcp_states.h).
-const (
-	tcpCloseWait = unix.BPF_TCP_CLOSE_WAIT // FIN received, not yet closed here
-	tcpClose     = unix.BPF_TCP_CLOSE      // reset, or both sides closed
-)
+// tcpCloseWait is the TCP state of a socket that received the peer's FIN
+// and has not closed (include/net/tcp_states.h).
+const tcpCloseWait = unix.BPF_TCP_CLOSE_WAIT
 
 // state returns the TCP state of c (tcpi_state), or 0 when it cannot be read.
 func state(c *net.TCPConn) uint8 {

@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/abortscope/abortscope/events"
@@ -33,31 +32,53 @@ type Conn interface {
 }
 
 // tcpConn is a plain TCP connection.
-type tcpConn struct {
-	*net.TCPConn
-	finSent atomic.Bool // CloseWrite was called: the socket's own FIN is out
-}
+type tcpConn struct{ *net.TCPConn }
 
-// Wrap returns c as a Conn. It fails for anything that is not a TCP
-// connection (or a Conn already): the proxy must be able to mirror a FIN
-// and a RST, and a connection type that cannot would silently turn a reset
-// into an orderly close.
+// Wrap returns c as a Conn. It takes a TCP connection, a Conn already, or a
+// connection that wraps a TCP one and says so with a NetConn method (as
+// *tls.Conn does), whose FIN and RST then go to the TCP socket under it. It
+// fails for anything else: the proxy must be able to mirror a FIN and a
+// RST, and a connection type that cannot would silently turn a reset into
+// an orderly close.
 func Wrap(c net.Conn) (Conn, error) {
 	switch c := c.(type) {
 	case Conn:
 		return c, nil
 	case *net.TCPConn:
-		return &tcpConn{TCPConn: c}, nil
+		return tcpConn{c}, nil
+	}
+	for inner := c; ; {
+		u, ok := inner.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		inner = u.NetConn()
+		if t, ok := inner.(*net.TCPConn); ok {
+			return wrapped{Conn: c, tcp: t}, nil
+		}
 	}
 	return nil, fmt.Errorf("abortscope: %T is not a TCP connection: FIN and RST cannot be mirrored on it", c)
 }
 
-func (c *tcpConn) CloseWrite() error {
-	c.finSent.Store(true)
-	return c.TCPConn.CloseWrite()
+// wrapped is a connection layered over a TCP socket: reads, writes and
+// Close go through the layer, FIN and RST to the socket.
+type wrapped struct {
+	net.Conn
+	tcp *net.TCPConn
 }
 
-func (c *tcpConn) Reset() error {
+func (w wrapped) CloseWrite() error { return w.tcp.CloseWrite() }
+func (w wrapped) TCP() *net.TCPConn { return w.tcp }
+
+func (w wrapped) Reset() error {
+	if err := w.tcp.SetLinger(0); err != nil {
+		w.tcp.Close()
+		return fmt.Errorf("abortscope: reset: SO_LINGER 0: %w", err)
+	}
+	return w.tcp.Close()
+}
+
+func (c tcpConn) Reset() error {
 	if err := c.SetLinger(0); err != nil {
 		c.TCPConn.Close()
 		return fmt.Errorf("abortscope: reset: SO_LINGER 0: %w", err)
@@ -65,15 +86,7 @@ func (c *tcpConn) Reset() error {
 	return c.TCPConn.Close()
 }
 
-func (c *tcpConn) TCP() *net.TCPConn { return c.TCPConn }
-
-// halfClosed reports whether this process sent its own FIN on c: a socket
-// that then receives the peer's FIN goes to TIME_WAIT, which TCP_INFO shows
-// as CLOSE, the state a reset also leaves.
-func halfClosed(c Conn) bool {
-	t, ok := c.(*tcpConn)
-	return ok && t.finSent.Load()
-}
+func (c tcpConn) TCP() *net.TCPConn { return c.TCPConn }
 
 // Failure is how a read or a write on a Conn ended.
 type Failure struct {
@@ -81,8 +94,11 @@ type Failure struct {
 	// (a reset, or a write into a socket the peer closed) or
 	// events.CloseTimeout (a network timeout neither end chose).
 	Kind events.CloseKind
-	// Verified is set for a FIN that the socket's TCP state confirmed: the
-	// peer had sent FIN and no reset had come when the read returned.
+	// Verified is set for a FIN that the socket's TCP state confirmed
+	// (CLOSE_WAIT): the peer had sent FIN and no reset had come when the
+	// read returned. An unverified FIN may be the end of stream a read
+	// finds after a write took a reset's error (Linux reports a socket
+	// error once); that write's own signal says so.
 	Verified bool
 	// Ours is set when the error only says that this process closed the
 	// socket itself: not the peer's doing.
@@ -90,21 +106,13 @@ type Failure struct {
 	// Deadline is set when a read or write deadline this process set
 	// passed: a wake-up or a timeout of its own, not the peer's doing.
 	Deadline bool
-	// Err is the error to report: the I/O error, nil for a plain FIN, and
-	// ErrResetBeforeEOF for an end of stream that followed a reset.
+	// Err is the error to report: the I/O error, nil for a plain FIN.
 	Err error
 }
 
-// ErrResetBeforeEOF is the error of a read that returned end of stream on a
-// socket the peer had reset: the reset itself was reported to an earlier
-// call on the socket (a write), the read found only the closed stream.
-var ErrResetBeforeEOF = errors.New("connection reset by peer (reported to an earlier write; the read then found the stream closed)")
-
 // Classify says how an I/O error on c came about, from its cause, never
-// from its text. A read that returns end of stream (io.EOF) after the
-// socket's pending reset was reported to another call (Linux reports a
-// socket error once: a write that met the reset consumed it) is told from
-// a real FIN by the TCP state: CLOSE after a reset, CLOSE_WAIT after a FIN.
+// from its text. An end of stream is a FIN; the TCP state at that moment
+// (CLOSE_WAIT: no reset had come) marks it Verified.
 func Classify(c Conn, err error) Failure {
 	switch {
 	case errors.Is(err, net.ErrClosed):
@@ -113,13 +121,8 @@ func Classify(c Conn, err error) Failure {
 		return Failure{Deadline: true, Kind: events.CloseTimeout, Err: err}
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		f := Failure{Kind: events.CloseFIN}
-		if c != nil && !halfClosed(c) {
-			switch state(c.TCP()) {
-			case tcpClose:
-				f.Kind, f.Err = events.CloseRST, ErrResetBeforeEOF
-			case tcpCloseWait:
-				f.Verified = true
-			}
+		if c != nil && state(c.TCP()) == tcpCloseWait {
+			f.Verified = true
 		}
 		return f
 	}

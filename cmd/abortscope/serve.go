@@ -138,6 +138,10 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
+	// A reader of --events - that goes away must cost lines, counted, not
+	// the process: with SIGPIPE ignored a write to a closed pipe fails
+	// with EPIPE instead of killing it.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(cc.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
