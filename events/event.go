@@ -67,6 +67,18 @@ type Event struct {
 
 	ServerVersion string `json:"server_version,omitempty"`
 	TLSRequested  bool   `json:"tls_requested,omitempty"`
+	// ClientTLS and UpstreamTLS say what each leg carried: "none",
+	// "passthrough" (the client's own TLS session with the server, which
+	// the proxy relays without reading), or the version and cipher suite
+	// of a TLS session the proxy held ("TLS1.3 TLS_AES_128_GCM_SHA256").
+	ClientTLS   string `json:"client_tls"`
+	UpstreamTLS string `json:"upstream_tls"`
+	// VerdictBasis says how the verdict was reached: "protocol" when the
+	// proxy read the conversation, "tls_records" when it judged a
+	// passed-through TLS connection from the sizes and order of its
+	// records; Evidence then says what it saw.
+	VerdictBasis string `json:"verdict_basis,omitempty"`
+	Evidence     string `json:"evidence,omitempty"`
 	// Desyncs counts packets the tracker could not fit in the protocol
 	// grammar; non-zero means the phase may be off.
 	Desyncs int `json:"desyncs,omitempty"`

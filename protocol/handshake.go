@@ -113,6 +113,43 @@ func MaskGreeting(data []byte, mask uint64) (Greeting, bool) {
 	return g, true
 }
 
+// OfferGreeting sets the capability bits in bits (of the low 32) in a
+// greeting payload in place: a proxy that terminates TLS offers CLIENT_SSL
+// whether the server does or not.
+func OfferGreeting(data []byte, bits uint32) {
+	g, ok := ParseGreeting(data)
+	if !ok {
+		return
+	}
+	for i, pos := range []int{g.capLowPos, g.capLowPos + 1, g.capHighPos, g.capHighPos + 1} {
+		if pos >= 0 && pos < len(data) {
+			data[pos] |= byte(bits >> (8 * i))
+		}
+	}
+}
+
+// AskHandshakeResponse sets the capability bits in bits (of the low 32) in
+// a HandshakeResponse41 payload in place: CLIENT_SSL when the proxy's own
+// session to the server is TLS.
+func AskHandshakeResponse(data []byte, bits uint32) {
+	if len(data) < 4 {
+		return
+	}
+	for i := 0; i < 4; i++ {
+		data[i] |= byte(bits >> (8 * i))
+	}
+}
+
+// SSLRequestFrom returns the payload of the SSLRequest that goes before the
+// handshake response resp (its first 32 bytes, with CLIENT_SSL set): what a
+// proxy sends the server to open its own TLS session for a client.
+func SSLRequestFrom(resp []byte) []byte {
+	out := make([]byte, handshakeFixedLen)
+	copy(out, resp)
+	AskHandshakeResponse(out, uint32(ClientSSL))
+	return out
+}
+
 // Attr is one connection attribute, in the order the client sent it.
 type Attr struct {
 	Key, Value string

@@ -268,3 +268,21 @@ func TestParseAttrs(t *testing.T) {
 		t.Error("short key ok")
 	}
 }
+
+func TestCapsSetters(t *testing.T) {
+	g := greeting(7, serverCaps&^ClientSSL)
+	OfferGreeting(g, uint32(ClientSSL))
+	if pg, ok := ParseGreeting(g); !ok || pg.Caps != serverCaps|ClientSSL {
+		t.Errorf("offered caps %#x, want %#x", pg.Caps, serverCaps|ClientSSL)
+	}
+	resp := handshakeResponse(hsOpts{caps: baseClientCaps, user: "app"})
+	req := SSLRequestFrom(resp)
+	r, ok := ParseHandshakeResponse(req)
+	if !ok || !r.SSLRequest || r.Caps != baseClientCaps|ClientSSL {
+		t.Errorf("SSLRequest %+v (ok %v), want caps %#x", r, ok, baseClientCaps|ClientSSL)
+	}
+	AskHandshakeResponse(resp, uint32(ClientSSL))
+	if r, _ := ParseHandshakeResponse(resp); r.Caps != baseClientCaps|ClientSSL || r.User != "app" {
+		t.Errorf("response %+v", r)
+	}
+}

@@ -36,6 +36,10 @@ type Config struct {
 	// QueryCapture is how many bytes of each statement (COM_QUERY and
 	// COM_STMT_PREPARE) are kept for Snapshot().LastQuery. If zero, none.
 	QueryCapture int
+	// SeeThroughTLS says the tracker is fed the clear text of a TLS
+	// session the proxy terminates: after an SSLRequest comes the
+	// handshake response (decrypted), not opaque TLS records.
+	SeeThroughTLS bool
 }
 
 // hsStage is the step of the connection phase.
@@ -241,7 +245,7 @@ func (t *Tracker) handshakeResponse(s *stream) {
 		// follows inside TLS: keep them, they are all an opaque tracker has.
 		t.sslRequest = true
 		t.caps = r.Caps & t.greeting.Caps
-		t.opaque = true // what follows is TLS
+		t.opaque = !t.cfg.SeeThroughTLS // what follows is TLS, or its clear text
 		return
 	}
 	t.user, t.db, t.attrs = r.User, r.DB, r.Attrs

@@ -21,7 +21,13 @@ func (c *conn) carry(from session.Peer, p session.Plan) bool {
 	if p.Warn != "" {
 		c.warn(p.Warn)
 	}
+	if p.StartClientTLS && !c.startClientTLS() {
+		return false
+	}
 	if p.Delay > 0 && !c.sleep(p.Delay) {
+		return false
+	}
+	if p.UpstreamSSLRequest != nil && !c.startServerTLS(p.UpstreamSSLRequest) {
 		return false
 	}
 	// The bytes go on first, then the proxy's own reply to where they came
@@ -44,7 +50,7 @@ func (c *conn) carry(from session.Peer, p session.Plan) bool {
 
 func (c *conn) socket(peer session.Peer) transport.Conn {
 	if peer == session.Client {
-		return c.client
+		return c.clientConn()
 	}
 	return c.upstream()
 }

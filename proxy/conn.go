@@ -21,15 +21,16 @@ import (
 type conn struct {
 	p       *Proxy
 	id      uint64
-	client  transport.Conn
+	client  transport.Conn // the accepted socket, for its address and deadlines
 	started time.Time
 	log     *zap.Logger
 
-	// mu guards sess, server and cancelDial. The pumps take it once per
-	// read to ask the session what to do; views take it to read it.
+	// mu guards sess, cli, server and cancelDial. The pumps take it once
+	// per read to ask the session what to do; views take it to read it.
 	mu         sync.Mutex
 	sess       *session.Session
-	server     transport.Conn
+	cli        transport.Conn // the client as the pumps use it: client, or TLS over it
+	server     transport.Conn // the upstream as the pumps use it: TCP, or TLS over it
 	cancelDial context.CancelFunc
 
 	stop     chan struct{} // closed when a socket is closed for good: ends waits
@@ -45,6 +46,7 @@ func newConn(p *Proxy, client net.Conn) *conn {
 	cfg := session.Config{
 		ConnID: id, ClientAddr: addr, PeerAddr: addr, Upstream: p.Upstream, Started: now,
 		QueryCapture: p.QueryCapture, Redact: p.Redact, Faults: p.Faults,
+		ClientTLS: p.ClientTLS, UpstreamTLS: p.UpstreamTLS,
 	}
 	if a, ok := client.RemoteAddr().(*net.TCPAddr); ok {
 		cfg.ClientIP = a.IP
@@ -61,6 +63,7 @@ func newConn(p *Proxy, client net.Conn) *conn {
 	if c.client == nil {
 		c.client = unmirrored{client}
 	}
+	c.cli = c.client
 	c.procDone = make(chan struct{})
 	c.resolveProcess()
 	return c
@@ -140,9 +143,10 @@ func (c *conn) serve() {
 	}
 
 	cbuf, sbuf := make([]byte, c.p.bufferSize()), make([]byte, c.p.bufferSize())
-	if !c.handshake(server, cbuf, sbuf) {
+	if !c.handshake(cbuf, sbuf) {
 		return
 	}
+	server = c.upstream() // TLS over it, if the handshake upgraded it
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -152,7 +156,7 @@ func (c *conn) serve() {
 	}()
 	func() {
 		defer c.guard("client relay")
-		c.pump(session.Client, c.client, cbuf)
+		c.pump(session.Client, c.clientConn(), cbuf)
 	}()
 	// Both pumps end before the event is emitted, even after a panic:
 	// guard closed the sockets, so the other pump's read returns.
@@ -192,6 +196,7 @@ func (c *conn) abort() {
 // finish emits the connection's event, once, after both pumps ended.
 func (c *conn) finish() {
 	c.teardown()
+	c.clientConn().Close()
 	c.client.Close()
 	if s := c.upstream(); s != nil {
 		s.Close()
@@ -282,6 +287,14 @@ func (c *conn) logEnd(ev *events.Event) {
 		return
 	}
 	c.log.Info("connection ended", fields...)
+}
+
+// clientConn is the client as the pumps use it (TLS over the socket once
+// the proxy terminated the client's TLS).
+func (c *conn) clientConn() transport.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cli
 }
 
 func (c *conn) upstream() transport.Conn {

@@ -83,10 +83,11 @@ func (r *packetReader) fill(src transport.Conn, n int) error {
 
 // handshake runs the connection phase. It reports whether the relays may
 // start; false means the connection ended in it.
-func (c *conn) handshake(server transport.Conn, cbuf, sbuf []byte) bool {
+func (c *conn) handshake(cbuf, sbuf []byte) bool {
 	readers := [2]packetReader{session.Client: {buf: cbuf}, session.Server: {buf: sbuf}}
-	socks := [2]transport.Conn{session.Client: c.client, session.Server: server}
 	for {
+		// Either may have become TLS over its socket since the last packet.
+		socks := [2]transport.Conn{session.Client: c.clientConn(), session.Server: c.upstream()}
 		var from session.Peer
 		var done bool
 		c.with(func(s *session.Session) { from, done = s.Expecting() })

@@ -22,6 +22,7 @@ import (
 	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/internal/wiretest"
 	"github.com/abortscope/abortscope/protocol"
+	"github.com/abortscope/abortscope/session"
 	"github.com/abortscope/abortscope/transport"
 )
 
@@ -96,7 +97,9 @@ func startProxy(t testing.TB, upstream string, opts ...func(*Proxy)) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{events: newCollector(), addr: ln.Addr().String(), served: make(chan error, 1)}
-	h.p = &Proxy{Upstream: upstream, Events: h.events, Logger: zaptest.NewLogger(t)}
+	// The fake offers TLS but cannot speak it: the proxy opens no TLS
+	// session of its own to it (a test that wants one says so).
+	h.p = &Proxy{Upstream: upstream, Events: h.events, Logger: zaptest.NewLogger(t), UpstreamTLS: session.UpstreamOff}
 	for _, o := range opts {
 		o(h.p)
 	}

@@ -7,6 +7,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/faults"
+	"github.com/abortscope/abortscope/session"
 )
 
 // Dialer opens connections to the upstream server.
@@ -73,6 +75,22 @@ type Proxy struct {
 	ProxyHeaderTimeout time.Duration
 	// BufferSize is the relay buffer per direction. If zero, 32 KiB.
 	BufferSize int
+
+	// ClientTLS is what to do with a client that asks for TLS (session
+	// package: Passthrough, Terminate, Strip). If empty, Passthrough: a
+	// client that asks for TLS gets it, with the server.
+	ClientTLS session.ClientTLS
+	// ClientTLSConfig holds the proxy's certificate for Terminate. Required
+	// for it; a client's handshake fails without it.
+	ClientTLSConfig *tls.Config
+	// UpstreamTLS is when the proxy opens its own TLS session to the server
+	// (for clients whose session it holds). If empty, UpstreamPreferred.
+	UpstreamTLS session.UpstreamTLS
+	// UpstreamTLSConfig verifies the server and may hold a client
+	// certificate. If nil, the server's certificate is not checked.
+	UpstreamTLSConfig *tls.Config
+	// TLSHandshakeTimeout bounds each TLS handshake. If zero, 10 s.
+	TLSHandshakeTimeout time.Duration
 
 	nextID   atomic.Uint64
 	draining atomic.Bool

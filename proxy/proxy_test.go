@@ -15,6 +15,7 @@ import (
 
 	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/protocol"
+	"github.com/abortscope/abortscope/session"
 )
 
 var testAttrs = []protocol.Attr{
@@ -107,15 +108,16 @@ func TestByteIdentity(t *testing.T) {
 				t.Fatalf("upstream: quit=%v readErr=%v writeErr=%v", s.GotQuit, s.ReadErr, s.WriteErr)
 			}
 
-			// Server to client: the greeting loses SSL and COMPRESS, nothing else.
+			// Server to client: the greeting loses COMPRESS, nothing else
+			// (TLS, passed through by default, stays as offered).
 			if s.Greeting[4+greetCapLow]&compress == 0 || s.Greeting[4+greetCapLow+1]&ssl == 0 {
 				t.Fatal("the fake did not offer SSL and COMPRESS")
 			}
-			wantGreeting := masked(masked(s.Greeting, 4+greetCapLow, compress), 4+greetCapLow+1, ssl)
+			wantGreeting := masked(s.Greeting, 4+greetCapLow, compress)
 			if !bytes.Equal(c.greeting, wantGreeting) {
 				t.Errorf("greeting received: %s\ngot  % x\nwant % x", firstDiff(c.greeting, wantGreeting), c.greeting, wantGreeting)
 			}
-			if g, _ := protocol.ParseGreeting(c.greeting[4:]); g.Caps&(protocol.ClientSSL|protocol.ClientCompress) != 0 ||
+			if g, _ := protocol.ParseGreeting(c.greeting[4:]); g.Caps&protocol.ClientCompress != 0 || g.Caps&protocol.ClientSSL == 0 ||
 				g.Caps>>32 != fakeCaps>>32 || g.ConnectionID != s.ID || g.ServerVersion != fakeVersion {
 				t.Errorf("greeting received: %+v", g)
 			}
@@ -236,11 +238,12 @@ func TestUpstreamUnreachable(t *testing.T) {
 	}
 }
 
-// TestSSLRequestRefused: a client that asks for TLS anyway gets ERR 1235
-// after its SSLRequest, and the upstream sees an abandoned handshake.
+// TestSSLRequestRefused: with --client-tls strip, a client that asks for
+// TLS anyway gets ERR 1235 after its SSLRequest, and the upstream sees an
+// abandoned handshake.
 func TestSSLRequestRefused(t *testing.T) {
 	fake := newFakeServer(t)
-	h := startProxy(t, fake.Addr())
+	h := startProxy(t, fake.Addr(), func(p *Proxy) { p.ClientTLS = session.Strip })
 	c := mustDial(t, h.addr)
 	if err := c.readGreeting(); err != nil {
 		t.Fatal(err)
@@ -269,6 +272,39 @@ func TestSSLRequestRefused(t *testing.T) {
 	ev := h.one(t)
 	if !ev.TLSRequested || ev.Verdict != events.HandshakeAbort || ev.Phase != "handshake" || ev.ServerConnID != s.ID {
 		t.Errorf("event: %+v", ev)
+	}
+}
+
+// TestSSLRequestPassedThrough: by default a client's SSLRequest goes to
+// the server unchanged, and what the server answers comes back unchanged:
+// the client's TLS session is with the server.
+func TestSSLRequestPassedThrough(t *testing.T) {
+	fake := newFakeServer(t, func(f *fakeServer) { f.record = true })
+	h := startProxy(t, fake.Addr())
+	c := mustDial(t, h.addr)
+	if err := c.readGreeting(); err != nil {
+		t.Fatal(err)
+	}
+	if c.caps&protocol.ClientSSL == 0 {
+		t.Fatal("the proxy hid the server's CLIENT_SSL")
+	}
+	ssl := protocol.AppendPacket(nil, 1, handshakeResponse(login{caps: clientCaps | protocol.ClientSSL})[:32])
+	if err := c.write(ssl); err != nil {
+		t.Fatal(err)
+	}
+	// The fake cannot speak TLS: it answers the SSLRequest as a bad
+	// handshake, which the proxy relays as it relays TLS records.
+	_, p, err := c.readPacket()
+	if e, ok := protocol.ParseERR(p); err != nil || !ok || e.Code != 1043 {
+		t.Fatalf("client got % x, %v; want the server's own ERR 1043", p, err)
+	}
+	s := fake.next(t)
+	if !bytes.Equal(s.Handshake, ssl) {
+		t.Errorf("upstream got % x, want the SSLRequest % x", s.Handshake, ssl)
+	}
+	ev := h.one(t)
+	if ev.ClientTLS != session.TLSPassthrough || ev.UpstreamTLS != session.TLSPassthrough || !ev.TLSRequested {
+		t.Errorf("event client_tls %q upstream_tls %q", ev.ClientTLS, ev.UpstreamTLS)
 	}
 }
 

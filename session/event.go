@@ -49,6 +49,7 @@ func (s *Session) Event(now time.Time) *events.Event {
 	if len(ev.FaultsFired) == 0 {
 		ev.FaultsFired = nil
 	}
+	ev.ClientTLS, ev.UpstreamTLS = s.Legs()
 	if e.phase == protocol.PhaseResult {
 		ev.ResultBytes = snap.ResultBytes
 	}

@@ -47,46 +47,37 @@ func errPacket(seq byte, code uint16, state, msg string) []byte {
 	return protocol.AppendPacket(nil, seq, protocol.AppendERR(nil, code, state, msg))
 }
 
-// handshake edits or refuses the first packet of a direction. handled is
-// false when the packet goes the ordinary way (after an edit in place).
+// handshake edits or refuses the first packet of a direction, and decides
+// about TLS on both legs (tls.go). handled is false when the packet goes
+// the ordinary way (after an edit in place).
 func (s *Session) handshake(from Peer, b []byte, now time.Time) (p Plan, handled bool) {
 	if from == Server {
 		if s.tr.Progress().BytesFromServer == 0 && whole(b) && b[4] == 0x0a {
-			orig, _ := protocol.ParseGreeting(b[4:])
-			protocol.MaskGreeting(b[4:], protocol.UnfollowableCaps)
-			if orig.Caps&protocol.ClientSSL != 0 {
-				s.warn = WarnUpstreamTLS
-			}
+			s.greetingFor(b[4:])
 		}
 		return Plan{}, false
 	}
 	s.responded = true
-	if len(b) >= 4 && proxyproto.LooksLikeHeader(b[:4]) {
+	if len(b) >= 4 && proxyproto.LooksLikeHeader(b[:4]) && !s.tls.clientAsked {
 		return s.refuseHeader(now), true
 	}
 	if !whole(b) {
 		return Plan{}, false // a first packet too large to edit goes on as it is
 	}
 	r, ok := protocol.ParseHandshakeResponse(b[4:])
-	if ok && r.SSLRequest {
-		s.tr.Feed(protocol.ClientToServer, b)
-		s.decide(events.CloseERRPacket, errTLSRefused, now)
-		// 1235 ER_NOT_SUPPORTED_YET: a server-range number, which Connector/C
-		// shows as sent (it rejects client-range ones such as 2026).
-		return Plan{
-			ToClient: errPacket(2, 1235, "08004", "abortscope: TLS between client and proxy is not supported; connect without TLS"),
-			Client:   CloseAll, Server: CloseAll,
-			Warn:         "a client asked for TLS although the proxy did not offer it; refusing: connect without TLS (e.g. --ssl=0, tls=false)",
-			WriteTimeout: lastWordTimeout,
-		}, true
+	if ok && r.SSLRequest && !s.tls.clientAsked {
+		return s.sslRequest(b, now), true
 	}
 	protocol.MaskHandshakeResponse(b[4:], protocol.UnfollowableCaps)
-	return Plan{}, false
+	up, refused := s.upstreamFor(b, now)
+	if refused {
+		return up, true
+	}
+	s.renumber(Client, b)
+	s.tr.Feed(protocol.ClientToServer, b)
+	up.ToServer = b
+	return up, true
 }
-
-// WarnUpstreamTLS is the warning of a greeting that offered TLS: the proxy
-// removed it.
-const WarnUpstreamTLS = "the upstream offers TLS; abortscope removes CLIENT_SSL from the greeting, so clients connect in plaintext (TLS through the proxy is not supported yet)"
 
 // whole reports whether b is exactly one packet.
 func whole(b []byte) bool {

@@ -66,6 +66,14 @@ type Plan struct {
 	Fired *faults.Fired
 	// FiredIn is the phase the rule fired in.
 	FiredIn string
+	// StartClientTLS asks the engine, before anything else in the plan, to
+	// complete a TLS handshake with the client as its server (--client-tls
+	// terminate), then tell TLSUp or TLSFailed.
+	StartClientTLS bool
+	// UpstreamSSLRequest, when set, is written to the server before the
+	// plan's other writes; the engine then completes a TLS handshake with
+	// the server as its client, and the rest goes inside it.
+	UpstreamSSLRequest []byte
 	// WakeClient asks the engine to wake the goroutine or handler that
 	// reads the client: a draining connection has come to rest, and may
 	// quit (QuitAtRest).

@@ -42,6 +42,11 @@ type Config struct {
 	// had to send (a balancer in front), so another one is a second header.
 	PeerAddr   string
 	HeaderRead bool
+	// ClientTLS is what to do with a client that asks for TLS; if empty,
+	// Passthrough. UpstreamTLS is when the proxy opens its own TLS session
+	// to the server; if empty, UpstreamPreferred.
+	ClientTLS   ClientTLS
+	UpstreamTLS UpstreamTLS
 }
 
 // faultQueryCapture is how much statement text the tracker keeps when
@@ -60,9 +65,10 @@ type Session struct {
 	proxy  mark
 	closed [2]Close // the strongest close already planned per socket
 
-	// Handshake edits (handshake.go).
+	// Handshake edits (handshake.go) and TLS (tls.go).
 	responded bool   // the client's first packet was seen
 	warn      string // for the operator, with the next plan
+	tls       tlsState
 
 	// Drain on shutdown (drain.go).
 	draining bool
@@ -87,7 +93,8 @@ func New(cfg Config) *Session {
 	if cfg.Faults != nil {
 		capture = max(capture, faultQueryCapture)
 	}
-	return &Session{cfg: cfg, tr: protocol.NewTracker(protocol.Config{QueryCapture: capture})}
+	return &Session{cfg: cfg, tr: protocol.NewTracker(protocol.Config{QueryCapture: capture,
+		SeeThroughTLS: cfg.ClientTLS == Terminate})}
 }
 
 // SetClient names the client anew: the source of an accepted PROXY header.
@@ -132,6 +139,12 @@ func (s *Session) Data(from Peer, b []byte, now time.Time) Plan {
 		if p, handled := s.handshake(from, b, now); handled {
 			return s.finish(from, p)
 		}
+	}
+	if s.tls.seqShift != 0 {
+		s.renumber(from, b)
+	}
+	if s.tls.passthrough {
+		s.tls.records.Feed(dirOf(from), b)
 	}
 	var p Plan
 	if !s.faulted && !s.cfg.Faults.Armed() {

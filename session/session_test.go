@@ -26,6 +26,9 @@ type driver struct {
 }
 
 func newDriver(t testing.TB, cfg Config) *driver {
+	if cfg.UpstreamTLS == "" {
+		cfg.UpstreamTLS = UpstreamOff // the TLS tests (tls_test.go) say otherwise
+	}
 	cfg.ConnID, cfg.ClientAddr, cfg.PeerAddr, cfg.Upstream, cfg.Started = 7, "127.0.0.1:5000", "127.0.0.1:5000", "127.0.0.1:3306", t0
 	return &driver{t: t, s: New(cfg), now: t0}
 }
@@ -100,7 +103,7 @@ func checkEnd(t testing.TB, ev *events.Event, verdict events.Verdict, phase stri
 }
 
 func TestHandshakeEdits(t *testing.T) {
-	d := newDriver(t, Config{})
+	d := newDriver(t, Config{ClientTLS: Strip})
 	g := wiretest.Frame(0, wiretest.Greeting(42, wiretest.ServerCaps))
 	p := d.data(Server, g)
 	if !bytes.Equal(p.ToClient, g) || &p.ToClient[0] != &g[0] {
@@ -139,7 +142,7 @@ func TestHandshakeTurnsWithAuthSwitch(t *testing.T) {
 }
 
 func TestSSLRequestRefused(t *testing.T) {
-	d := newDriver(t, Config{})
+	d := newDriver(t, Config{ClientTLS: Strip})
 	d.data(Server, wiretest.Frame(0, wiretest.Greeting(42, wiretest.ServerCaps)))
 	p := d.data(Client, wiretest.Frame(1, wiretest.SSLRequest(wiretest.ClientCaps)))
 	if len(p.ToServer) != 0 || p.Client != CloseAll || p.Server != CloseAll || !p.Stop || p.WriteTimeout == 0 {

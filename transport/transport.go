@@ -52,10 +52,15 @@ func Wrap(c net.Conn) (Conn, error) {
 		if !ok {
 			break
 		}
-		inner = u.NetConn()
-		if t, ok := inner.(*net.TCPConn); ok {
-			return wrapped{Conn: c, tcp: t}, nil
+		switch in := u.NetConn().(type) {
+		case *net.TCPConn:
+			return wrapped{Conn: c, tcp: in}, nil
+		case Conn:
+			if t := in.TCP(); t != nil {
+				return wrapped{Conn: c, tcp: t}, nil
+			}
 		}
+		inner = u.NetConn()
 	}
 	return nil, fmt.Errorf("abortscope: %T is not a TCP connection: FIN and RST cannot be mirrored on it", c)
 }

@@ -46,7 +46,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.BoolFlag{Name: "resolve-clients", Value: true, Usage: "name the local process behind each loopback client (client_pid, client_cmd) through /proc"},
 			&cli.DurationFlag{Name: "dial-timeout", Value: 5 * time.Second, Usage: "how long to try connecting to the upstream"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "on SIGINT/SIGTERM, how long busy connections may finish before they are closed"},
-		}, append(faultFlags(), proxyProtocolFlags()...)...),
+		}, append(append(faultFlags(), proxyProtocolFlags()...), tlsFlags()...)...),
 		Action: func(cc *cli.Context) error {
 			return serve(cc, stdout, stderr)
 		},
@@ -113,6 +113,10 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 	if err := setUpProxyProtocol(cc, p, log); err != nil {
 		return err
 	}
+	reloadTLS, err := setUpTLS(cc, p, log)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg, p, eventLog.Stats)
 	if err != nil {
@@ -144,6 +148,22 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(cc.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if reloadTLS == nil {
+				log.Info("SIGHUP: nothing to reload")
+				continue
+			}
+			if err := reloadTLS(); err != nil {
+				log.Error("SIGHUP: the TLS certificate was not reloaded; the one in use stays", zap.Error(err))
+				continue
+			}
+			log.Info("SIGHUP: TLS certificate reloaded")
+		}
+	}()
 
 	var adminSrv *http.Server
 	adminErr := make(chan error, 1)

@@ -93,7 +93,7 @@ func startUpstream(t *testing.T) *upstream {
 
 const upstreamCaps = protocol.ClientLongFlag | protocol.ClientConnectWithDB | protocol.ClientProtocol41 |
 	protocol.ClientTransactions | protocol.ClientSecureConnection | protocol.ClientPluginAuth |
-	protocol.ClientConnectAttrs | protocol.ClientPluginAuthLenencData | protocol.ClientSSL | protocol.ClientDeprecateEOF
+	protocol.ClientConnectAttrs | protocol.ClientPluginAuthLenencData | protocol.ClientDeprecateEOF // no TLS: it cannot speak it
 
 func (u *upstream) session(nc net.Conn, id uint32) {
 	r := bufio.NewReader(nc)

@@ -1,0 +1,114 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/abortscope/abortscope/protocol"
+	"github.com/abortscope/abortscope/session"
+	"github.com/abortscope/abortscope/transport"
+)
+
+// The TLS handshakes the session asks for (session/tls.go decides when):
+// with the client as its server (--client-tls terminate), and with the
+// upstream as its client after the proxy's own SSLRequest.
+
+func (p *Proxy) tlsHandshakeTimeout() time.Duration {
+	if p.TLSHandshakeTimeout > 0 {
+		return p.TLSHandshakeTimeout
+	}
+	return 10 * time.Second
+}
+
+var errNoCertificate = errors.New("abortscope: --client-tls terminate needs a certificate (--tls-cert/--tls-key or --tls-self-signed)")
+
+// startClientTLS completes a TLS handshake with the client, which sent its
+// SSLRequest. It reports whether the connection goes on.
+func (c *conn) startClientTLS() bool {
+	cfg := c.p.ClientTLSConfig
+	if cfg == nil {
+		return c.tlsFailed(session.Client, errNoCertificate)
+	}
+	raw := c.clientConn()
+	tc := tls.Server(netConn(raw), cfg)
+	if err := c.tlsHandshake(tc); err != nil {
+		return c.tlsFailed(session.Client, err)
+	}
+	wc, err := transport.Wrap(tc)
+	if err != nil {
+		return c.tlsFailed(session.Client, err)
+	}
+	st := tc.ConnectionState()
+	c.with(func(s *session.Session) {
+		c.cli = wc
+		s.TLSUp(session.Client, protocol.TLSVersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+	})
+	return true
+}
+
+// startServerTLS writes the proxy's SSLRequest to the server and completes
+// a TLS handshake with it. It reports whether the connection goes on.
+func (c *conn) startServerTLS(sslRequest []byte) bool {
+	raw := c.upstream()
+	raw.SetWriteDeadline(time.Now().Add(c.p.tlsHandshakeTimeout()))
+	_, err := raw.Write(sslRequest)
+	raw.SetWriteDeadline(time.Time{})
+	if err != nil {
+		c.writeFailed(session.Server, raw, err)
+		return false
+	}
+	cfg := c.p.UpstreamTLSConfig
+	if cfg == nil {
+		cfg = &tls.Config{InsecureSkipVerify: true} // --upstream-tls preferred/required: encrypt, trust any certificate
+	}
+	tc := tls.Client(netConn(raw), cfg)
+	if err := c.tlsHandshake(tc); err != nil {
+		return c.tlsFailed(session.Server, err)
+	}
+	wc, err := transport.Wrap(tc)
+	if err != nil {
+		return c.tlsFailed(session.Server, err)
+	}
+	st := tc.ConnectionState()
+	c.with(func(s *session.Session) {
+		c.server = wc
+		s.TLSUp(session.Server, protocol.TLSVersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+	})
+	return true
+}
+
+// tlsHandshake runs tc's handshake, bounded in time and ended early if the
+// connection is torn down (Shutdown's deadline).
+func (c *conn) tlsHandshake(tc *tls.Conn) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.p.tlsHandshakeTimeout())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return tc.HandshakeContext(ctx)
+}
+
+// tlsFailed tells the session a TLS handshake failed and does what it
+// decides; the connection does not go on.
+func (c *conn) tlsFailed(peer session.Peer, err error) bool {
+	var p session.Plan
+	c.with(func(s *session.Session) { p = s.TLSFailed(peer, err, time.Now()) })
+	c.carry(peer, p)
+	return false
+}
+
+// netConn is what TLS runs over: the TCP socket itself, so that the TLS
+// connection unwraps to it (transport.Wrap) for FIN, RST and socket state.
+func netConn(c transport.Conn) net.Conn {
+	if t := c.TCP(); t != nil {
+		return t
+	}
+	return c
+}
