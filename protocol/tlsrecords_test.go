@@ -66,7 +66,7 @@ func TestTLSRecords(t *testing.T) {
 				}
 			}
 			feed(ClientToServer, tlsRecord(tlsHandshake, 0x0301, 300)) // ClientHello
-			feed(ServerToClient, serverHelloRecord(0x1302, true))     // TLS_AES_256_GCM_SHA384
+			feed(ServerToClient, serverHelloRecord(0x1302, true))      // TLS_AES_256_GCM_SHA384
 			feed(ServerToClient, tlsRecord(tlsChangeCipherSpec, TLS12, 1))
 			feed(ServerToClient, tlsRecord(tlsApplicationData, TLS12, 2000)) // EncryptedExtensions..Finished
 			if r.Version != TLS13 || r.Suite != 0x1302 {

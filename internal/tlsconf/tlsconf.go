@@ -105,7 +105,9 @@ func (k *KeyPair) Reload() error {
 }
 
 // Leaf returns the certificate in use.
-func (k *KeyPair) Leaf() (*x509.Certificate, error) { return x509.ParseCertificate(k.cur.Load().Certificate[0]) }
+func (k *KeyPair) Leaf() (*x509.Certificate, error) {
+	return x509.ParseCertificate(k.cur.Load().Certificate[0])
+}
 
 // Config returns the server-side TLS configuration serving the key pair.
 func (k *KeyPair) Config() *tls.Config {
