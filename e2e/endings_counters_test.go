@@ -62,11 +62,11 @@ func TestEndCountersIdle(t *testing.T) {
 				return []uint32{c.GetConnectionID()}
 			})
 			checkLines(t, cmp, tc.lines)
-			ev := cmp.p.Events.Only(t, 1)[0]
+			ev := cmp.P.Events.Only(t, 1)[0]
 			checkEvent(t, ev, tc.want)
 			checkIdentity(t, ev, user, "mysql", goMySQLAttr)
-			if ev.ServerConnID != cmp.proxied.ids[0] {
-				t.Errorf("server_conn_id %d, the client got %d", ev.ServerConnID, cmp.proxied.ids[0])
+			if ev.ServerConnID != cmp.Proxied.IDs[0] {
+				t.Errorf("server_conn_id %d, the client got %d", ev.ServerConnID, cmp.Proxied.IDs[0])
 			}
 			if ev.LastCommand != "COM_QUERY" && tc.name != "com_quit" {
 				t.Errorf("last_command %q, want COM_QUERY", ev.LastCommand)
@@ -95,11 +95,11 @@ func TestEndCountersPyMySQL(t *testing.T) {
 				return []uint32{id}
 			})
 			checkLines(t, cmp, tc.lines)
-			ev := cmp.p.Events.Only(t, 1)[0]
+			ev := cmp.P.Events.Only(t, 1)[0]
 			checkEvent(t, ev, tc.want)
 			checkIdentity(t, ev, user, "mysql", map[string]string{"_client_name": "pymysql", "_pid": "", "program_name": "abortscope-e2e"})
-			if ev.ServerConnID != cmp.proxied.ids[0] {
-				t.Errorf("server_conn_id %d, PyMySQL got thread_id %d", ev.ServerConnID, cmp.proxied.ids[0])
+			if ev.ServerConnID != cmp.Proxied.IDs[0] {
+				t.Errorf("server_conn_id %d, PyMySQL got thread_id %d", ev.ServerConnID, cmp.Proxied.IDs[0])
 			}
 		})
 	}
@@ -168,16 +168,16 @@ func TestEndCountersMidResult(t *testing.T) {
 				return []uint32{tc.run(t, addr)}
 			})
 			checkLines(t, cmp, []string{"write vio_errno=1160", writeError, writeFailed})
-			ev := cmp.p.Events.Only(t, 1)[0]
+			ev := cmp.P.Events.Only(t, 1)[0]
 			checkEvent(t, ev, want{events.ClientAbortInFlight, "result", "client", tc.close, 1160})
-			if ev.ServerConnID != cmp.proxied.ids[0] {
-				t.Errorf("server_conn_id %d, the client got %d", ev.ServerConnID, cmp.proxied.ids[0])
+			if ev.ServerConnID != cmp.Proxied.IDs[0] {
+				t.Errorf("server_conn_id %d, the client got %d", ev.ServerConnID, cmp.Proxied.IDs[0])
 			}
 			if ev.User != user || ev.LastCommand != tc.last || ev.ResultBytes == 0 {
 				t.Errorf("event user=%q last_command=%q result_bytes=%d; want %q, %s, > 0",
 					ev.User, ev.LastCommand, ev.ResultBytes, user, tc.last)
 			}
-			checkLogNames(t, cmp.proxied.log, ev.ServerConnID,
+			checkLogNames(t, cmp.Proxied.Log, ev.ServerConnID,
 				`Could not write packet: .* vio_errno: 1160`,
 				fmt.Sprintf(`Aborted connection %d to db: 'mysql' user: '%s'`, ev.ServerConnID, user))
 		})
@@ -218,16 +218,16 @@ func TestEndCountersSlowQuery(t *testing.T) {
 		{"go-mysql reset", rst, want{events.ClientAbortInFlight, "command", "client", "rst", 1160}},
 		{"mariadb CLI kill -9", fin, want{events.ClientAbortInFlight, "command", "client", "fin", 1158}},
 	} {
-		for _, tr := range []serverTrace{cmp.direct, cmp.proxied} {
-			mustContain(t, tc.name, tr.lines[tr.ids[i]], tc.lines...)
+		for _, tr := range []serverTrace{cmp.Direct, cmp.Proxied} {
+			mustContain(t, tc.name, tr.Lines[tr.IDs[i]], tc.lines...)
 		}
-		ev := cmp.p.Events.ByServerConn(t, cmp.proxied.ids[i])
+		ev := cmp.P.Events.ByServerConn(t, cmp.Proxied.IDs[i])
 		checkEvent(t, ev, tc.want)
 		if ev.LastCommand != "COM_QUERY" || ev.User != user {
 			t.Errorf("%s: last_command %q user %q", tc.name, ev.LastCommand, ev.User)
 		}
 	}
-	cmp.p.Events.Only(t, 3)
+	cmp.P.Events.Only(t, 3)
 }
 
 // TestEndCountersHandshake: the client leaves before it is logged in, by
@@ -241,10 +241,10 @@ func TestEndCountersHandshake(t *testing.T) {
 				return []uint32{abandonHandshake(t, addr)}
 			})
 		checkLines(t, cmp, []string{"read vio_errno=1158 eof", "aborted (This connection closed normally without authentication)"})
-		ev := cmp.p.Events.Only(t, 1)[0]
+		ev := cmp.P.Events.Only(t, 1)[0]
 		checkEvent(t, ev, want{events.HandshakeAbort, "handshake", "client", "fin", 0})
-		if ev.ServerConnID != cmp.proxied.ids[0] || ev.User != "" {
-			t.Errorf("server_conn_id %d user %q; the greeting said %d, no user was sent", ev.ServerConnID, ev.User, cmp.proxied.ids[0])
+		if ev.ServerConnID != cmp.Proxied.IDs[0] || ev.User != "" {
+			t.Errorf("server_conn_id %d user %q; the greeting said %d, no user was sent", ev.ServerConnID, ev.User, cmp.Proxied.IDs[0])
 		}
 	})
 	t.Run("wrong_password", func(t *testing.T) {
@@ -257,11 +257,11 @@ func TestEndCountersHandshake(t *testing.T) {
 			return []uint32{raw.greetingID()}
 		})
 		checkLines(t, cmp, []string{fmt.Sprintf("Warning Access denied for user '%s'@'localhost' (using password: YES)", user)})
-		ev := cmp.p.Events.Only(t, 1)[0]
+		ev := cmp.P.Events.Only(t, 1)[0]
 		checkEvent(t, ev, want{events.AuthFailed, "handshake", "server", "err_packet", 0})
 		checkIdentity(t, ev, user, "mysql", goMySQLAttr)
-		if ev.ServerConnID != cmp.proxied.ids[0] || ev.ServerErrorCode != 1045 {
-			t.Errorf("server_conn_id %d server_error_code %d; want %d, 1045", ev.ServerConnID, ev.ServerErrorCode, cmp.proxied.ids[0])
+		if ev.ServerConnID != cmp.Proxied.IDs[0] || ev.ServerErrorCode != 1045 {
+			t.Errorf("server_conn_id %d server_error_code %d; want %d, 1045", ev.ServerConnID, ev.ServerErrorCode, cmp.Proxied.IDs[0])
 		}
 	})
 }
@@ -298,11 +298,11 @@ func TestEndCountersKill(t *testing.T) {
 				return []uint32{id}
 			})
 			checkLines(t, cmp, tc.lines)
-			ev := cmp.p.Events.Only(t, 1)[0]
+			ev := cmp.P.Events.Only(t, 1)[0]
 			checkEvent(t, ev, want{events.ServerClosed, tc.phase, "server", "fin", 0})
 			checkIdentity(t, ev, user, "mysql", goMySQLAttr)
-			if ev.ServerConnID != cmp.proxied.ids[0] || ev.ServerErrorCode != 0 {
-				t.Errorf("server_conn_id %d server_error_code %d; want %d, none", ev.ServerConnID, ev.ServerErrorCode, cmp.proxied.ids[0])
+			if ev.ServerConnID != cmp.Proxied.IDs[0] || ev.ServerErrorCode != 0 {
+				t.Errorf("server_conn_id %d server_error_code %d; want %d, none", ev.ServerConnID, ev.ServerErrorCode, cmp.Proxied.IDs[0])
 			}
 		})
 	}

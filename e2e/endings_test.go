@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -183,43 +182,6 @@ func waitQuery(t testing.TB, id uint32, prefix string) {
 	waitProcesslist(t, fmt.Sprintf("connection %d running %q", id, prefix),
 		"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO LIKE ?",
 		func(n int) bool { return n == 1 }, id, prefix+"%")
-}
-
-// waitGone waits until none of ids is in the server's processlist: the
-// server has finished with them, logged and counted what it does.
-func waitGone(t testing.TB, ids ...uint32) {
-	t.Helper()
-	if len(ids) == 0 {
-		return
-	}
-	args := make([]any, len(ids))
-	marks := make([]string, len(ids))
-	for i, id := range ids {
-		args[i], marks[i] = id, "?"
-	}
-	waitProcesslist(t, fmt.Sprintf("connections %v to leave the processlist", ids),
-		"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN ("+strings.Join(marks, ",")+")",
-		func(n int) bool { return n == 0 }, args...)
-}
-
-func waitProcesslist(t testing.TB, what, query string, done func(int) bool, args ...any) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		var n int
-		err := db.DB().QueryRowContext(ctx, query, args...).Scan(&n)
-		if err == nil && done(n) {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v (last error %v)", what, ctx.Err(), err)
-		case <-tick.C:
-		}
-	}
 }
 
 // processlistID returns the id of the only connection of user.

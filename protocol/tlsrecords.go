@@ -59,6 +59,7 @@ type tlsStream struct {
 	prevApp  int // length of the one before it
 	lastSeq  int // Last order of the last complete record
 	appSeq   int // order of the last application-data record
+	firstApp int // order of the first one
 	alerts   int // visible alert records (TLS 1.2 and before)
 	bytes    uint64
 	seenCCS  bool
@@ -136,6 +137,9 @@ func (r *TLSRecords) endRecord(d Direction, s *tlsStream) {
 		s.appData++
 		s.prevApp, s.lastApp = s.lastApp, s.length
 		s.appSeq = r.seq
+		if s.firstApp == 0 {
+			s.firstApp = r.seq
+		}
 	}
 }
 
@@ -180,9 +184,9 @@ type TLSSide struct {
 	PrevApp int    // and of the one before it
 	Alerts  int    // visible alerts (TLS 1.2)
 	Bytes   uint64 // bytes seen
-	// Order of the last record and the last application-data record,
-	// comparable across the two directions: the higher spoke later.
-	LastSeq, AppSeq int
+	// Order of the last record, the last application-data record and the
+	// first, comparable across the two directions: the higher spoke later.
+	LastSeq, AppSeq, FirstAppSeq int
 	MidRecord       bool // a record is partly seen
 }
 
@@ -190,7 +194,7 @@ type TLSSide struct {
 func (r *TLSRecords) Side(d Direction) TLSSide {
 	s := &r.dirs[d]
 	return TLSSide{Records: s.records, App: s.appData, LastApp: s.lastApp, PrevApp: s.prevApp, Alerts: s.alerts,
-		Bytes: s.bytes, LastSeq: s.lastSeq, AppSeq: s.appSeq, MidRecord: s.hdrN > 0 || s.remain > 0}
+		Bytes: s.bytes, LastSeq: s.lastSeq, AppSeq: s.appSeq, FirstAppSeq: s.firstApp, MidRecord: s.hdrN > 0 || s.remain > 0}
 }
 
 // Overhead returns how many bytes a record of the negotiated version and

@@ -116,6 +116,9 @@ func (s *Session) note(sig Signal, now time.Time) bool {
 	if first {
 		s.marks++
 		*m = mark{set: true, order: s.marks, phase: s.tr.Phase(), idle: s.idle(now)}
+		if s.tls.passthrough {
+			s.tls.atEnd[sig.Peer] = s.tlsNow()
+		}
 	}
 	m.add(sig)
 	return first

@@ -14,6 +14,11 @@ import (
 func (s *Session) Event(now time.Time) *events.Event {
 	e := s.ending()
 	snap := s.tr.Snapshot()
+	basis, evidence := "protocol", ""
+	if s.tls.passthrough {
+		basis = "tls_records"
+		e, snap, evidence = s.passthroughJudge(e, snap)
+	}
 	j := judge(e, snap)
 	if s.fault != nil {
 		j = judgeFault(j, s.fault, s.faultPhase)
@@ -50,6 +55,7 @@ func (s *Session) Event(now time.Time) *events.Event {
 		ev.FaultsFired = nil
 	}
 	ev.ClientTLS, ev.UpstreamTLS = s.Legs()
+	ev.VerdictBasis, ev.Evidence = basis, evidence
 	if e.phase == protocol.PhaseResult {
 		ev.ResultBytes = snap.ResultBytes
 	}

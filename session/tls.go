@@ -80,6 +80,7 @@ type tlsState struct {
 	legs         [2]string // what each leg became: TLSNone, TLSPassthrough, or "TLS1.3 <suite>"
 	passthrough  bool      // the client's TLS goes to the server: only records are seen
 	records      protocol.TLSRecords
+	atEnd        [2]tlsView // the records when each peer first signalled (passthrough.go)
 }
 
 // greetingFor edits the server greeting for the client TLS mode.

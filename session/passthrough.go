@@ -1,0 +1,165 @@
+package session
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/abortscope/abortscope/events"
+	"github.com/abortscope/abortscope/protocol"
+)
+
+// A connection whose TLS passes through cannot be read, only measured: the
+// session follows its TLS records (protocol.TLSRecords) and judges it from
+// their sizes and order, as the verdict takes a tracker's view:
+//
+//   - authenticated: the client sent application data and the server
+//     answered it (its OK to the login, inside TLS);
+//   - COM_QUIT sent: the client's last application record holds 5 bytes of
+//     plaintext (a COM_QUIT packet), possibly followed by its close_notify,
+//     known exactly from the version and cipher suite of the ServerHello;
+//   - phase when a side left: "result" if the server was still sending (a
+//     write to the departed client failed, or server records came after
+//     its departure, a close_notify aside), "command" if the client's last
+//     record was not answered, "idle" if it was.
+//
+// What it cannot tell: which command ran, the user, the schema, the
+// attributes; a COM_QUIT from any other 5-byte packet (COM_PING,
+// COM_STATISTICS, COM_DEBUG: all answered, so the answer tells them apart
+// unless the client leaves before it); a reply that ended the moment the
+// client left from one still streaming; and CBC cipher suites (padded
+// records): with those, COM_QUIT is not recognised.
+
+// tlsView is the record layer as it stood at a moment.
+type tlsView struct {
+	set            bool
+	client, server protocol.TLSSide
+}
+
+func (s *Session) tlsNow() tlsView {
+	return tlsView{set: true, client: s.tls.records.Side(protocol.ClientToServer), server: s.tls.records.Side(protocol.ServerToClient)}
+}
+
+// plaintext returns the plaintext length of an application record of n
+// bytes, and whether it is known.
+func (s *Session) plaintext(n int) (int, bool) {
+	o, ok := s.tls.records.Overhead()
+	if !ok || n < o {
+		return 0, false
+	}
+	return n - o, true
+}
+
+// closeNotifyLen is the plaintext length of a TLS 1.3 close_notify record
+// (an encrypted alert: level and description).
+const closeNotifyLen = 2
+
+// quitSent reports whether the client's last application record was a
+// COM_QUIT (5 bytes of plaintext), possibly followed by its close_notify.
+func (s *Session) quitSent(c protocol.TLSSide) bool {
+	last, ok := s.plaintext(c.LastApp)
+	if !ok || c.App == 0 {
+		return false
+	}
+	if last == closeNotifyLen && s.tls.records.Version == protocol.TLS13 {
+		prev, _ := s.plaintext(c.PrevApp)
+		return c.App >= 2 && prev == 5
+	}
+	return last == 5
+}
+
+// passthroughPhase is the phase of a passed-through connection when side
+// by left (at: the record layer then), given whether the server was still
+// sending to the departed client.
+func (s *Session) passthroughPhase(at tlsView, streaming bool) (protocol.Phase, bool) {
+	c, srv := at.client, at.server
+	authenticated := c.App > 0 && srv.AppSeq > c.FirstAppSeq
+	switch {
+	case !authenticated:
+		return protocol.PhaseHandshake, false
+	case streaming:
+		return protocol.PhaseResult, true
+	case c.AppSeq > srv.AppSeq && !s.quitSent(c):
+		return protocol.PhaseCommand, true
+	}
+	return protocol.PhaseIdle, true
+}
+
+// serverRecordsAfter counts the server's application records after at,
+// leaving out one close_notify (TLS 1.3 encrypts alerts as application
+// data; a server closing after the client's FIN sends it).
+func (s *Session) serverRecordsAfter(at tlsView) int {
+	now := s.tls.records.Side(protocol.ServerToClient)
+	n := now.App - at.server.App
+	if n > 0 {
+		if p, ok := s.plaintext(now.LastApp); ok && p == closeNotifyLen {
+			n--
+		}
+	}
+	return n
+}
+
+// passthroughJudge rewrites the ending and the tracker's snapshot of a
+// passed-through connection from its records, for judge, and says what
+// was seen.
+func (s *Session) passthroughJudge(e ending, snap protocol.Snapshot) (ending, protocol.Snapshot, string) {
+	var at tlsView
+	streaming := false
+	switch e.by {
+	case events.ByClient:
+		at = s.tls.atEnd[Client]
+		streaming = e.onWrite || s.serverRecordsAfter(at) > 0
+	case events.ByServer:
+		at = s.tls.atEnd[Server]
+	default:
+		at = s.tlsNow()
+	}
+	if !at.set {
+		at = s.tlsNow()
+	}
+	phase, authenticated := s.passthroughPhase(at, streaming)
+	e.phase = phase
+	snap.Phase, snap.Authenticated = phase, authenticated
+	snap.QuitSent = s.quitSent(at.client)
+	if e.by == events.ByClient && !streaming {
+		// The judge reads a FIN in flight by the phase the reply ended in.
+		snap.Phase = phase
+	}
+	return e, snap, s.evidence(at, streaming)
+}
+
+// evidence says in a sentence what the records showed.
+func (s *Session) evidence(at tlsView, streaming bool) string {
+	r := &s.tls.records
+	var b strings.Builder
+	name := protocol.TLSVersionName(r.Version)
+	if name == "" {
+		name = "TLS (version not seen)"
+	}
+	fmt.Fprintf(&b, "%s suite 0x%04x; client %d application records", name, r.Suite, at.client.App)
+	if at.client.App > 0 {
+		if p, ok := s.plaintext(at.client.LastApp); ok {
+			fmt.Fprintf(&b, ", the last %d bytes (%d of plaintext", at.client.LastApp, p)
+			if s.quitSent(at.client) {
+				b.WriteString(": COM_QUIT")
+			}
+			b.WriteString(")")
+		} else {
+			fmt.Fprintf(&b, ", the last %d bytes (plaintext length unknown for this suite)", at.client.LastApp)
+		}
+	}
+	fmt.Fprintf(&b, "; server %d", at.server.App)
+	switch {
+	case at.client.App == 0:
+	case at.server.AppSeq > at.client.AppSeq:
+		b.WriteString(", its last after the client's last")
+	default:
+		b.WriteString(", none after the client's last")
+	}
+	if streaming {
+		b.WriteString("; the server was still sending when the client left")
+	}
+	if r.Broken {
+		b.WriteString("; the record layer was lost (not TLS?)")
+	}
+	return b.String()
+}

@@ -1,0 +1,114 @@
+package session
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/abortscope/abortscope/events"
+	"github.com/abortscope/abortscope/internal/wiretest"
+)
+
+// record is a TLS record of type typ with n bytes of payload.
+func record(typ byte, n int) []byte {
+	return append([]byte{typ, 3, 3, byte(n >> 8), byte(n)}, make([]byte, n)...)
+}
+
+// app is an application-data record carrying plain bytes of plaintext in
+// TLS 1.3 with AES-GCM (content type byte and 16-byte tag).
+func app(plain int) []byte { return record(23, plain+17) }
+
+// serverHello13 is a ServerHello choosing TLS 1.3, TLS_AES_256_GCM_SHA384.
+func serverHello13() []byte {
+	body := append([]byte{3, 3}, make([]byte, 32)...)
+	body = append(body, 0, 0x13, 0x02, 0, 0, 6, 0, 43, 0, 2, 3, 4)
+	hs := append([]byte{2, 0, 0, byte(len(body))}, body...)
+	return append([]byte{22, 3, 3, 0, byte(len(hs))}, hs...)
+}
+
+// tlsLogin runs a passed-through TLS 1.3 login: greeting, SSLRequest,
+// the TLS handshake, the handshake response and the server's OK, all in
+// records the proxy cannot read.
+func (d *driver) tlsLogin() {
+	d.t.Helper()
+	d.greet(wiretest.ServerCaps)
+	d.data(Client, wiretest.Frame(1, wiretest.SSLRequest(wiretest.ClientCaps)))
+	d.data(Client, record(22, 300))                             // ClientHello
+	d.data(Server, serverHello13())                             // ServerHello
+	d.data(Server, record(20, 1))                               // change_cipher_spec (compatibility)
+	d.data(Server, record(23, 2500))                            // EncryptedExtensions .. Finished
+	d.data(Client, append(record(20, 1), record(23, 53)...))    // client Finished
+	d.data(Client, app(120))                                    // the handshake response
+	d.data(Server, append(record(23, 250), record(23, 250)...)) // session tickets
+	d.data(Server, app(11))                                     // OK
+}
+
+func TestPassthroughVerdicts(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		end     func(d *driver)
+		verdict events.Verdict
+		phase   string
+		close   events.CloseKind
+		want    int
+		saying  string
+	}{
+		{"COM_QUIT then close_notify then FIN", func(d *driver) {
+			d.data(Client, append(app(5), app(2)...))
+			d.data(Server, app(2)) // the server's close_notify
+			d.signal(Client, events.CloseFIN, false, true)
+		}, events.Clean, "idle", events.CloseQuit, 0, "COM_QUIT"},
+		{"answered, then FIN without COM_QUIT", func(d *driver) {
+			d.data(Client, app(30))
+			d.data(Server, app(400))
+			d.signal(Client, events.CloseFIN, false, true)
+		}, events.ClientNoQuit, "idle", events.CloseFIN, events.ErNetReadError, "after the client's last"},
+		{"reset while the reply streams", func(d *driver) {
+			d.data(Client, app(60))
+			d.data(Server, app(16000))
+			d.signal(Client, events.CloseRST, true, false)
+			d.signal(Client, events.CloseFIN, false, false)
+		}, events.ClientAbortInFlight, "result", events.CloseRST, events.ErNetErrorOnWrite, "still sending"},
+		{"FIN while the server computes", func(d *driver) {
+			d.data(Client, app(40))
+			d.signal(Client, events.CloseFIN, false, true)
+		}, events.ClientAbortInFlight, "command", events.CloseFIN, events.ErNetReadError, "none after"},
+		{"FIN, then the reply goes on into the closed socket", func(d *driver) {
+			d.data(Client, app(40))
+			d.signal(Client, events.CloseFIN, false, true)
+			d.data(Server, app(16000))
+			d.data(Server, app(16000))
+		}, events.ClientAbortInFlight, "result", events.CloseFIN, events.ErNetErrorOnWrite, "still sending"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, Config{ClientTLS: Passthrough})
+			d.tlsLogin()
+			tc.end(d)
+			ev := d.event()
+			checkEnd(t, ev, tc.verdict, tc.phase, events.ByClient, tc.close, tc.want)
+			if ev.VerdictBasis != "tls_records" || !strings.Contains(ev.Evidence, tc.saying) || !strings.HasPrefix(ev.Evidence, "TLS1.3") {
+				t.Errorf("basis %q evidence %q", ev.VerdictBasis, ev.Evidence)
+			}
+		})
+	}
+}
+
+// TestPassthroughHandshakeAbort: a client that leaves during the TLS
+// handshake, before any application data, never logged in.
+func TestPassthroughHandshakeAbort(t *testing.T) {
+	d := newDriver(t, Config{ClientTLS: Passthrough})
+	d.greet(wiretest.ServerCaps)
+	d.data(Client, wiretest.Frame(1, wiretest.SSLRequest(wiretest.ClientCaps)))
+	d.data(Client, record(22, 300))
+	d.data(Server, serverHello13())
+	d.signal(Client, events.CloseFIN, false, true)
+	checkEnd(t, d.event(), events.HandshakeAbort, "handshake", events.ByClient, events.CloseFIN, 0)
+}
+
+// TestPassthroughServerIdleReset: MariaDB's wait_timeout (a reset while
+// idle) is told from the records as in plaintext.
+func TestPassthroughServerIdleReset(t *testing.T) {
+	d := newDriver(t, Config{ClientTLS: Passthrough})
+	d.tlsLogin()
+	d.signal(Server, events.CloseRST, false, false)
+	checkEnd(t, d.event(), events.ServerIdleTimeout, "idle", events.ByServer, events.CloseRST, events.ErNetReadInterrupted)
+}
