@@ -91,10 +91,12 @@ func (c *conn) writeFailed(peer session.Peer, dst transport.Conn, err error) {
 	if f.Deadline {
 		kind = events.CloseTimeout // our own bound on a last word: the peer did not read
 	}
+	sig := session.Signal{Peer: peer, Kind: kind, OnWrite: true, Err: err}
+	if peer == session.Client {
+		sig.OtherBusy = true // a write to the client failed: it carried server bytes
+	}
 	var p session.Plan
-	c.with(func(s *session.Session) {
-		p = s.Signal(session.Signal{Peer: peer, Kind: kind, OnWrite: true, Err: err}, time.Now())
-	})
+	c.with(func(s *session.Session) { p = s.Signal(sig, time.Now()) })
 	c.carry(peer, p)
 }
 

@@ -88,7 +88,11 @@ func (c *conn) readEnded(from session.Peer, src transport.Conn, err error) (goOn
 	if f.Ours {
 		return false, false // closed by the other goroutine: its decision stands
 	}
-	return c.signalEnded(session.Signal{Peer: from, Kind: f.Kind, Verified: f.Verified, Err: f.Err})
+	sig := session.Signal{Peer: from, Kind: f.Kind, Verified: f.Verified, Err: f.Err}
+	if from == session.Client {
+		sig.OtherBusy = c.serverBusy()
+	}
+	return c.signalEnded(sig)
 }
 
 // signalEnded tells the session what a socket said and does what it
@@ -100,6 +104,20 @@ func (c *conn) signalEnded(sig session.Signal) (goOn, bothOpen bool) {
 	goOn = c.carry(sig.Peer, p)
 	open := func(how session.Close) bool { return how != session.CloseAll && how != session.RST }
 	return goOn, open(p.Server) && open(p.Client)
+}
+
+// serverBusy reports whether server bytes were on their way to the client:
+// read and not yet written, or waiting unread in the proxy's socket.
+func (c *conn) serverBusy() bool {
+	if c.toClient.Load() > 0 {
+		return true
+	}
+	s := c.upstream()
+	if s == nil {
+		return false
+	}
+	n, ok := transport.Pending(s)
+	return ok && n > 0
 }
 
 // drainWoken handles a wake-up of the client pump (a read deadline in the

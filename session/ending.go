@@ -33,6 +33,7 @@ type mark struct {
 	// orderly. The proxy's decision is in read.
 	read, write half
 	verified    bool
+	otherBusy   bool // the other peer was still sending (Signal.OtherBusy)
 }
 
 // half is the strongest signal seen one way (read or write).
@@ -68,6 +69,7 @@ func strength(k events.CloseKind) int {
 
 // add merges a signal of the peer into m.
 func (m *mark) add(sig Signal) {
+	m.otherBusy = m.otherBusy || sig.OtherBusy
 	if sig.OnWrite {
 		m.write.add(sig.Kind, sig.Err)
 		return

@@ -18,16 +18,21 @@ import (
 //     plaintext (a COM_QUIT packet), possibly followed by its close_notify,
 //     known exactly from the version and cipher suite of the ServerHello;
 //   - phase when a side left: "result" if the server was still sending (a
-//     write to the departed client failed, or server records came after
-//     its departure, a close_notify aside), "command" if the client's last
-//     record was not answered, "idle" if it was.
+//     write to the departed client failed; server bytes were on their way,
+//     read and not yet written on or waiting in the proxy's socket; a
+//     server record was only partly through; server records came after
+//     its departure, a close_notify aside; or its last record was a full
+//     one, 16 KiB of plaintext: MariaDB flushes its net buffer as full
+//     records while a result streams, and only the end of a reply leaves a
+//     shorter one), "command" if the client's last record was not
+//     answered, "idle" if it was.
 //
 // What it cannot tell: which command ran, the user, the schema, the
 // attributes; a COM_QUIT from any other 5-byte packet (COM_PING,
 // COM_STATISTICS, COM_DEBUG: all answered, so the answer tells them apart
-// unless the client leaves before it); a reply that ended the moment the
-// client left from one still streaming; and CBC cipher suites (padded
-// records): with those, COM_QUIT is not recognised.
+// unless the client leaves before it); a reply whose end fell exactly on a
+// 16 KiB boundary from one still streaming; and CBC cipher suites (padded
+// records): with those, neither COM_QUIT nor a full record is recognised.
 
 // tlsView is the record layer as it stood at a moment.
 type tlsView struct {
@@ -84,6 +89,18 @@ func (s *Session) passthroughPhase(at tlsView, streaming bool) (protocol.Phase, 
 	return protocol.PhaseIdle, true
 }
 
+// tlsMaxPlaintext is the most plaintext a TLS record carries.
+const tlsMaxPlaintext = 1 << 14
+
+// fullRecordLast reports whether the server's last application record
+// before at was full, after the client's last: MariaDB writes a result
+// through its 16 KiB net buffer, flushed as full records while the result
+// streams; only the end of a reply leaves a shorter one.
+func (s *Session) fullRecordLast(at tlsView) bool {
+	p, ok := s.plaintext(at.server.LastApp)
+	return ok && p == tlsMaxPlaintext && at.server.AppSeq > at.client.AppSeq
+}
+
 // serverRecordsAfter counts the server's application records after at,
 // leaving out one close_notify (TLS 1.3 encrypts alerts as application
 // data; a server closing after the client's FIN sends it).
@@ -106,8 +123,13 @@ func (s *Session) passthroughJudge(e ending, snap protocol.Snapshot) (ending, pr
 	streaming := false
 	switch e.by {
 	case events.ByClient:
+		// The server was still sending: a write to the departed client
+		// failed (whichever signal came first), a server record was cut
+		// by the departure, or more came after it.
 		at = s.tls.atEnd[Client]
-		streaming = e.onWrite || s.serverRecordsAfter(at) > 0
+		m := &s.peers[Client]
+		streaming = m.write.set || m.otherBusy || at.server.MidRecord || s.serverRecordsAfter(at) > 0 ||
+			s.fullRecordLast(at)
 	case events.ByServer:
 		at = s.tls.atEnd[Server]
 	default:
@@ -154,6 +176,9 @@ func (s *Session) evidence(at tlsView, streaming bool) string {
 		b.WriteString(", its last after the client's last")
 	default:
 		b.WriteString(", none after the client's last")
+	}
+	if s.fullRecordLast(at) {
+		b.WriteString("; its last record full (16 KiB of plaintext: a reply still coming)")
 	}
 	if streaming {
 		b.WriteString("; the server was still sending when the client left")

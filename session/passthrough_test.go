@@ -68,6 +68,16 @@ func TestPassthroughVerdicts(t *testing.T) {
 			d.signal(Client, events.CloseRST, true, false)
 			d.signal(Client, events.CloseFIN, false, false)
 		}, events.ClientAbortInFlight, "result", events.CloseRST, events.ErNetErrorOnWrite, "still sending"},
+		{"reset read while the server's last record was full (16 KiB)", func(d *driver) {
+			d.data(Client, app(60))
+			d.data(Server, append(app(16384), app(16384)...))
+			d.signal(Client, events.CloseRST, false, false)
+		}, events.ClientAbortInFlight, "result", events.CloseRST, events.ErNetErrorOnWrite, "record full"},
+		{"reset read after a reply that ended short", func(d *driver) {
+			d.data(Client, app(60))
+			d.data(Server, append(app(16384), app(900)...))
+			d.signal(Client, events.CloseRST, false, false)
+		}, events.ClientReset, "idle", events.CloseRST, events.ErNetReadError, "after the client's last"},
 		{"FIN while the server computes", func(d *driver) {
 			d.data(Client, app(40))
 			d.signal(Client, events.CloseFIN, false, true)

@@ -107,4 +107,9 @@ type Signal struct {
 	Verified bool
 	// Err is the socket error, kept for the event; nil for a plain FIN.
 	Err error
+	// OtherBusy: bytes from the other peer were on their way when this
+	// came (read and not yet written on, or waiting in the proxy's
+	// socket): that peer was still sending. A passed-through connection
+	// tells a reply cut short from one done by it.
+	OtherBusy bool
 }
