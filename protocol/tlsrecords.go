@@ -187,7 +187,7 @@ type TLSSide struct {
 	// Order of the last record, the last application-data record and the
 	// first, comparable across the two directions: the higher spoke later.
 	LastSeq, AppSeq, FirstAppSeq int
-	MidRecord       bool // a record is partly seen
+	MidRecord                    bool // a record is partly seen
 }
 
 // Side returns what direction d showed.

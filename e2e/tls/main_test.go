@@ -20,13 +20,13 @@ var db *mariadbtest.Server
 // pki holds the certificates of the tests.
 var pki struct {
 	dir       string
-	ca        *tlstest.CA   // trusted by every client and by the proxy's upstream checks
-	mariadb   tlstest.Pair  // MariaDB's: 127.0.0.1, localhost
-	proxy     tlstest.Pair  // the proxy's toward clients: 127.0.0.1, localhost
-	wrongName tlstest.Pair  // signed by ca for another name
-	expired   tlstest.Pair  // signed by ca, expired yesterday
-	other     *tlstest.CA   // a CA nobody trusts
-	untrusted tlstest.Pair  // signed by other, for 127.0.0.1
+	ca        *tlstest.CA  // trusted by every client and by the proxy's upstream checks
+	mariadb   tlstest.Pair // MariaDB's: 127.0.0.1, localhost
+	proxy     tlstest.Pair // the proxy's toward clients: 127.0.0.1, localhost
+	wrongName tlstest.Pair // signed by ca for another name
+	expired   tlstest.Pair // signed by ca, expired yesterday
+	other     *tlstest.CA  // a CA nobody trusts
+	untrusted tlstest.Pair // signed by other, for 127.0.0.1
 }
 
 func TestMain(m *testing.M) {
