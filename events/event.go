@@ -73,6 +73,9 @@ type Event struct {
 	// of a TLS session the proxy held ("TLS1.3 TLS_AES_128_GCM_SHA256").
 	ClientTLS   string `json:"client_tls"`
 	UpstreamTLS string `json:"upstream_tls"`
+	// TLSError says why TLS ended the connection, when it did: see the
+	// TLS* constants.
+	TLSError string `json:"tls_error,omitempty"`
 	// VerdictBasis says how the verdict was reached: "protocol" when the
 	// proxy read the conversation, "tls_records" when it judged a
 	// passed-through TLS connection from the sizes and order of its
@@ -140,6 +143,24 @@ const (
 	CloseDialError CloseKind = "dial_error" // the upstream could not be reached
 	CloseFault     CloseKind = "fault"      // an injected fault
 	CloseShutdown  CloseKind = "shutdown"   // the proxy was stopped
+)
+
+// Reasons in tls_error.
+const (
+	// TLSClientRequired: a client left right after a greeting that offered
+	// no TLS (--client-tls strip), without a word: it requires TLS.
+	TLSClientRequired = "client_requires_tls"
+	// TLSClientRejectedCert: the client refused the proxy's certificate
+	// (--client-tls terminate): untrusted, expired, or for another name.
+	TLSClientRejectedCert = "client_rejected_certificate"
+	// TLSClientFailed: the TLS handshake with the client failed otherwise.
+	TLSClientFailed = "client_tls_failed"
+	// TLSUpstreamFailed: the proxy's own TLS handshake with the server
+	// failed (its certificate did not verify, or no common version).
+	TLSUpstreamFailed = "upstream_tls_failed"
+	// TLSUpstreamMissing: --upstream-tls required or verify-* and the
+	// server offers no TLS.
+	TLSUpstreamMissing = "upstream_tls_missing"
 )
 
 // MariaDB error numbers the verdicts speak of (expected_server_error). The

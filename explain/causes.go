@@ -29,6 +29,11 @@ const (
 	CauseServerError            = "server_error"
 	CauseNetwork                = "network"
 	CauseHandshakeAbort         = "handshake_abort"
+	CauseClientRequiresTLS      = "client_requires_tls"
+	CauseClientRejectedCert     = "client_rejected_certificate"
+	CauseClientTLSFailed        = "client_tls_failed"
+	CauseUpstreamTLS            = "upstream_tls"
+	CauseInternalError          = "internal_error"
 	CauseUpstreamUnreachable    = "upstream_unreachable"
 	CauseProxyShutdown          = "proxy_shutdown"
 	CauseFaultInjected          = "fault_injected"
@@ -222,6 +227,28 @@ var Causes = []Cause{
 		ServerLog: "depends on the error",
 		Advice:    "The server sent an error and closed; see `server_error_code` and `server_error_message`.",
 		match:     verdict(events.ServerError)},
+	{Code: CauseClientRequiresTLS, Title: "client requires TLS",
+		Covers:    "`tls_error: client_requires_tls`: the client left right after a greeting without TLS, having sent nothing",
+		ServerLog: "`Aborted connection N … user: 'unauthenticated' … (This connection closed normally without authentication)`; `Aborted_connects`+1",
+		Advice:    "The client requires TLS (Connector/C 3.4 and MariaDB 11.4+ clients do by default: ERROR 2026 \"SSL is required, but the server does not support it\") and abortscope offered none: run it with `--client-tls passthrough` (the default) or `terminate`, or turn TLS off in the client (`--ssl=0`, `tls=false`, `ssl_disabled=True`).",
+		match:     tlsError(events.TLSClientRequired)},
+	{Code: CauseClientRejectedCert, Title: "client rejected abortscope's certificate",
+		Covers:    "`tls_error: client_rejected_certificate` (`--client-tls terminate`)",
+		ServerLog: "nothing (the client never reached it)",
+		Advice:    "The client does not trust abortscope's certificate, or it is expired or for another name (see `error`): give `--tls-cert` a certificate for the name clients connect to, signed by a CA they trust (`--ssl-ca`), or use `--client-tls passthrough`. MariaDB 11.4+ clients that verify a self-signed server by its password cannot verify a terminating proxy.",
+		match:     tlsError(events.TLSClientRejectedCert)},
+	{Code: CauseClientTLSFailed, Title: "TLS with the client failed",
+		Covers:    "`tls_error: client_tls_failed`",
+		ServerLog: "nothing (the client never reached it)",
+		Advice:    "The TLS handshake with the client failed (see `error`): no common TLS version or cipher, or the client closed during it.",
+		match:     tlsError(events.TLSClientFailed)},
+	{Code: CauseUpstreamTLS, Title: "TLS to the server failed",
+		Covers:    "`tls_error: upstream_tls_failed` or `upstream_tls_missing`",
+		ServerLog: "`Aborted connection N … (This connection closed normally without authentication)` after a failed handshake",
+		Advice:    "abortscope's own TLS session to the server failed (the client got ERR 1105 saying why): check `--upstream-ca` (the CA that signed the server's certificate), `--upstream-server-name` (the name in it), `--upstream-tls` (verify-full checks the name, verify-ca only the chain), and that the server has TLS on.",
+		match: func(e *events.Event) bool {
+			return e.TLSError == events.TLSUpstreamFailed || e.TLSError == events.TLSUpstreamMissing
+		}},
 	{Code: CauseHandshakeAbort, Title: "left during the handshake",
 		Covers:    "`handshake_abort`",
 		ServerLog: "`Aborted connection N to db: 'unconnected' user: 'unauthenticated' … (This connection closed normally without authentication)`; `Aborted_connects`+1",
@@ -237,6 +264,11 @@ var Causes = []Cause{
 		ServerLog: "nothing for idle connections; 1160 if cut mid-reply",
 		Advice:    "abortscope was stopped; clients should reconnect.",
 		match:     verdict(events.ProxyShutdown)},
+	{Code: CauseInternalError, Title: "abortscope failed",
+		Covers:    "`internal_error`",
+		ServerLog: "depends on where the connection was",
+		Advice:    "abortscope's own code failed on this connection and closed it (see `error` and abortscope's log); please report it.",
+		match:     verdict(events.InternalError)},
 	{Code: CauseFaultInjected, Title: "fault injected",
 		Covers:    "`fault_injected`",
 		ServerLog: "what the fault's action reproduces",
@@ -258,6 +290,10 @@ func verdict(vs ...events.Verdict) func(*events.Event) bool {
 		}
 		return false
 	}
+}
+
+func tlsError(code string) func(*events.Event) bool {
+	return func(e *events.Event) bool { return e.TLSError == code }
 }
 
 func serverCode(codes ...int) func(*events.Event) bool {

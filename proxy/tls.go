@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/abortscope/abortscope/protocol"
@@ -33,9 +34,26 @@ func (c *conn) startClientTLS() bool {
 		return c.tlsFailed(session.Client, errNoCertificate)
 	}
 	raw := c.clientConn()
+	// Note when the certificate goes out: a handshake that fails after it
+	// failed on it (TLS 1.3 clients that refuse a certificate may answer
+	// with an alert the server cannot even read).
+	var certSent atomic.Bool
+	cfg = cfg.Clone()
+	get, certs := cfg.GetCertificate, cfg.Certificates
+	cfg.Certificates = nil
+	cfg.GetCertificate = func(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		certSent.Store(true)
+		if get != nil {
+			return get(hi)
+		}
+		if len(certs) == 0 {
+			return nil, errNoCertificate
+		}
+		return &certs[0], nil
+	}
 	tc := tls.Server(netConn(raw), cfg)
 	if err := c.tlsHandshake(tc); err != nil {
-		return c.tlsFailed(session.Client, err)
+		return c.tlsFailedAfter(session.Client, err, certSent.Load())
 	}
 	wc, err := transport.Wrap(tc)
 	if err != nil {
@@ -97,9 +115,22 @@ func (c *conn) tlsHandshake(tc *tls.Conn) error {
 
 // tlsFailed tells the session a TLS handshake failed and does what it
 // decides; the connection does not go on.
-func (c *conn) tlsFailed(peer session.Peer, err error) bool {
+func (c *conn) tlsFailed(peer session.Peer, err error) bool { return c.tlsFailedAfter(peer, err, false) }
+
+// tlsFailedAfter is tlsFailed for a handshake in which the proxy's
+// certificate went out (certSent) or not: a client that fails the
+// handshake after it refused it.
+func (c *conn) tlsFailedAfter(peer session.Peer, err error, certSent bool) bool {
+	var alert tls.AlertError
+	rejected := certSent
+	if errors.As(err, &alert) {
+		switch alert {
+		case 42, 43, 44, 45, 46, 48: // bad, unsupported, revoked, expired, unknown certificate; unknown CA
+			rejected = true
+		}
+	}
 	var p session.Plan
-	c.with(func(s *session.Session) { p = s.TLSFailed(peer, err, time.Now()) })
+	c.with(func(s *session.Session) { p = s.TLSFailed(peer, err, rejected, time.Now()) })
 	c.carry(peer, p)
 	return false
 }

@@ -56,6 +56,7 @@ func (s *Session) Event(now time.Time) *events.Event {
 	}
 	ev.ClientTLS, ev.UpstreamTLS = s.Legs()
 	ev.VerdictBasis, ev.Evidence = basis, evidence
+	ev.TLSError = s.tlsError(e, snap)
 	if e.phase == protocol.PhaseResult {
 		ev.ResultBytes = snap.ResultBytes
 	}

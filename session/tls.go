@@ -79,6 +79,7 @@ type tlsState struct {
 	seqShift     int       // server seq = client seq - seqShift during the connection phase
 	legs         [2]string // what each leg became: TLSNone, TLSPassthrough, or "TLS1.3 <suite>"
 	passthrough  bool      // the client's TLS goes to the server: only records are seen
+	failed       string    // events.TLS* reason, when TLS ended the connection
 	records      protocol.TLSRecords
 	atEnd        [2]tlsView // the records when each peer first signalled (passthrough.go)
 }
@@ -144,6 +145,7 @@ func (s *Session) upstreamFor(b []byte, now time.Time) (Plan, bool) {
 		if !s.tls.serverOffers {
 			err := fmt.Errorf("abortscope: the upstream does not offer TLS, which --upstream-tls %s requires", s.cfg.UpstreamTLS)
 			s.decide(events.CloseERRPacket, err, now)
+			s.tls.failed = events.TLSUpstreamMissing
 			return Plan{ToClient: errPacket(b[3]+1, erUpstreamUnreachable, "08S01", err.Error()),
 				Client: CloseAll, Server: CloseAll, WriteTimeout: lastWordTimeout}, true
 		}
@@ -168,11 +170,19 @@ func (s *Session) TLSUp(peer Peer, version, suite string) {
 // TLSFailed ends a connection whose TLS handshake with peer failed. A
 // client whose own handshake failed cannot be told anything; one whose
 // upstream's failed gets an ERR saying so, in the clear or in its TLS.
-func (s *Session) TLSFailed(peer Peer, err error, now time.Time) Plan {
+//
+// rejectedCert says the client refused the proxy's certificate (its alert
+// said so: unknown CA, bad, expired or unknown certificate).
+func (s *Session) TLSFailed(peer Peer, err error, rejectedCert bool, now time.Time) Plan {
 	if peer == Client {
+		s.tls.failed = events.TLSClientFailed
+		if rejectedCert {
+			s.tls.failed = events.TLSClientRejectedCert
+		}
 		s.decide(events.CloseFIN, fmt.Errorf("abortscope: TLS handshake with the client failed: %w", err), now)
 		return s.closes(Plan{Client: CloseAll, Server: CloseAll, Stop: true})
 	}
+	s.tls.failed = events.TLSUpstreamFailed
 	err = fmt.Errorf("abortscope: TLS handshake with the upstream failed (see --upstream-tls, --upstream-ca, --upstream-server-name): %w", err)
 	s.decide(events.CloseERRPacket, err, now)
 	// The client sent its handshake response (seq 1, or 2 after its own
@@ -212,4 +222,26 @@ func (s *Session) Legs() (client, upstream string) {
 		u = TLSNone
 	}
 	return c, u
+}
+
+// tlsError is the event's tls_error: why TLS ended the connection, if it
+// did. A client that left right after a greeting without TLS, having sent
+// nothing, most likely requires TLS (Connector/C: "SSL is required, but the
+// server does not support it"): with --client-tls strip, or a server that
+// offers none, that is the likely reason.
+func (s *Session) tlsError(e ending, snap protocol.Snapshot) string {
+	if s.tls.failed != "" {
+		return s.tls.failed
+	}
+	offered := s.cfg.ClientTLS == Terminate || s.cfg.ClientTLS != Strip && s.tls.serverOffers
+	if e.by == events.ByClient && snap.Greeted && snap.BytesFromClient == 0 && !offered {
+		return events.TLSClientRequired
+	}
+	// Under terminate, a client that completed TLS and then left without
+	// its handshake response refused the certificate after the handshake:
+	// Connector/C checks the name only then, and closes without an alert.
+	if s.cfg.ClientTLS == Terminate && s.tls.legs[Client] != "" && e.by == events.ByClient && !s.responded {
+		return events.TLSClientRejectedCert
+	}
+	return ""
 }

@@ -144,13 +144,30 @@ func TestTLSFailed(t *testing.T) {
 	d := newDriver(t, Config{ClientTLS: Terminate})
 	d.greet(wiretest.ServerCaps)
 	d.data(Client, wiretest.Frame(1, wiretest.SSLRequest(wiretest.ClientCaps)))
-	p := d.s.TLSFailed(Client, errBadCert, d.tick())
+	p := d.s.TLSFailed(Client, errBadCert, true, d.tick())
 	if p.ToClient != nil || p.Client != CloseAll {
 		t.Errorf("plan %+v", p)
 	}
 	ev := d.event()
-	if ev.Verdict != events.HandshakeAbort || ev.EndedBy != events.ByProxy {
-		t.Errorf("event %s by %s", ev.Verdict, ev.EndedBy)
+	if ev.Verdict != events.HandshakeAbort || ev.EndedBy != events.ByProxy || ev.TLSError != events.TLSClientRejectedCert {
+		t.Errorf("event %s by %s tls_error %q", ev.Verdict, ev.EndedBy, ev.TLSError)
+	}
+}
+
+// TestClientRequiresTLS: under strip, a client that leaves right after the
+// greeting without a word most likely requires TLS.
+func TestClientRequiresTLS(t *testing.T) {
+	d := newDriver(t, Config{ClientTLS: Strip})
+	d.greet(wiretest.ServerCaps)
+	d.signal(Client, events.CloseFIN, false, true)
+	if ev := d.event(); ev.Verdict != events.HandshakeAbort || ev.TLSError != events.TLSClientRequired {
+		t.Errorf("event %s tls_error %q", ev.Verdict, ev.TLSError)
+	}
+	d = newDriver(t, Config{ClientTLS: Passthrough})
+	d.greet(wiretest.ServerCaps)
+	d.signal(Client, events.CloseFIN, false, true)
+	if ev := d.event(); ev.TLSError != "" {
+		t.Errorf("TLS was offered, yet tls_error %q", ev.TLSError)
 	}
 }
 

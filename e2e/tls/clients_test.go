@@ -16,7 +16,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -36,6 +35,7 @@ const (
 	quit      = "quit"
 	noQuit    = "no_quit"
 	midResult = "mid_result"
+	readAll   = "read_all" // go-sql-driver only: read the large result until it ends or fails
 )
 
 // tlsVersions the clients are run with: what they negotiate by default
@@ -112,6 +112,13 @@ func goSQLClient(t *testing.T, addr, user, pass, tv, ending string) uint32 {
 			t.Fatal(err)
 		}
 		raw.Close() // unread data: the kernel resets
+	case readAll:
+		rows, err := conn.QueryContext(ctx, bigQuery)
+		if err == nil {
+			for rows.Next() {
+			}
+			rows.Close()
+		}
 	}
 	return id
 }
@@ -276,5 +283,3 @@ func waitUnreadConn(c *net.TCPConn) error {
 	}
 	return errors.New("no unread bytes in the client's socket after 15 s")
 }
-
-var _ = filepath.Join

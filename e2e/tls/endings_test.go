@@ -73,39 +73,42 @@ func TestEndingsThroughTLS(t *testing.T) {
 	for _, mode := range []session.ClientTLS{session.Terminate, session.Passthrough} {
 		for _, name := range []string{"cli", "go-sql-driver", "pymysql"} {
 			for _, ending := range []string{quit, noQuit, midResult} {
-				t.Run(fmt.Sprintf("%s/%s/%s", mode, name, ending), func(t *testing.T) {
-					user, pass := newUser(t, "tls")
-					w := endingWant[ending]
-					p := startProxy(t, mode)
-					cmp := e2ekit.CompareWithDirect(t, db, p, map[string]int64{"Aborted_clients": w.delta},
-						func(t *testing.T, addr string) []uint32 {
-							return []uint32{clients[name](t, addr, user, pass, "1.3", ending)}
-						})
-					e2ekit.CheckLines(t, cmp, w.lines)
-					ev := p.Events.Only(t, 1)[0]
-					if ev.Verdict != w.verdict || ev.Close != w.close || ev.ExpectedServerError != w.expected ||
-						ev.ServerConnID != cmp.Proxied.IDs[0] {
-						t.Errorf("event %s/%s/%s/%d server_conn_id %d (client saw %d); want %s/%s/%d\nevidence: %s",
-							ev.Verdict, ev.Phase, ev.Close, ev.ExpectedServerError, ev.ServerConnID, cmp.Proxied.IDs[0],
-							w.verdict, w.close, w.expected, ev.Evidence+" error: "+ev.Error)
-					}
-					checkLegs(t, ev, mode)
-				})
+				for _, tv := range tlsVersions {
+					t.Run(fmt.Sprintf("%s/%s/%s/TLS%s", mode, name, ending, tv), func(t *testing.T) {
+						user, pass := newUser(t, "tls")
+						w := endingWant[ending]
+						p := startProxy(t, mode)
+						cmp := e2ekit.CompareWithDirect(t, db, p, map[string]int64{"Aborted_clients": w.delta},
+							func(t *testing.T, addr string) []uint32 {
+								return []uint32{clients[name](t, addr, user, pass, tv, ending)}
+							})
+						e2ekit.CheckLines(t, cmp, w.lines)
+						ev := p.Events.Only(t, 1)[0]
+						if ev.Verdict != w.verdict || ev.Close != w.close || ev.ExpectedServerError != w.expected ||
+							ev.ServerConnID != cmp.Proxied.IDs[0] {
+							t.Errorf("event %s/%s/%s/%d server_conn_id %d (client saw %d); want %s/%s/%d\nevidence: %s",
+								ev.Verdict, ev.Phase, ev.Close, ev.ExpectedServerError, ev.ServerConnID, cmp.Proxied.IDs[0],
+								w.verdict, w.close, w.expected, ev.Evidence+" error: "+ev.Error)
+						}
+						checkLegs(t, ev, mode, tv)
+					})
+				}
 			}
 		}
 	}
 }
 
-// checkLegs checks client_tls and upstream_tls for mode.
-func checkLegs(t testing.TB, ev events.Event, mode session.ClientTLS) {
+// checkLegs checks client_tls and upstream_tls for mode and TLS version.
+func checkLegs(t testing.TB, ev events.Event, mode session.ClientTLS, tv string) {
 	t.Helper()
 	switch mode {
 	case session.Passthrough:
-		if ev.ClientTLS != session.TLSPassthrough || ev.UpstreamTLS != session.TLSPassthrough || ev.VerdictBasis != "tls_records" {
-			t.Errorf("client_tls %q upstream_tls %q basis %q", ev.ClientTLS, ev.UpstreamTLS, ev.VerdictBasis)
+		if ev.ClientTLS != session.TLSPassthrough || ev.UpstreamTLS != session.TLSPassthrough || ev.VerdictBasis != "tls_records" ||
+			!strings.HasPrefix(ev.Evidence, "TLS"+tv) {
+			t.Errorf("client_tls %q upstream_tls %q basis %q evidence %q", ev.ClientTLS, ev.UpstreamTLS, ev.VerdictBasis, ev.Evidence)
 		}
 	case session.Terminate:
-		if !strings.HasPrefix(ev.ClientTLS, "TLS1.") || !strings.HasPrefix(ev.UpstreamTLS, "TLS1.") || ev.VerdictBasis != "protocol" || ev.User == "" {
+		if !strings.HasPrefix(ev.ClientTLS, "TLS"+tv+" ") || !strings.HasPrefix(ev.UpstreamTLS, "TLS1.") || ev.VerdictBasis != "protocol" || ev.User == "" {
 			t.Errorf("client_tls %q upstream_tls %q basis %q user %q", ev.ClientTLS, ev.UpstreamTLS, ev.VerdictBasis, ev.User)
 		}
 	}
