@@ -115,7 +115,9 @@ func (c *conn) tlsHandshake(tc *tls.Conn) error {
 
 // tlsFailed tells the session a TLS handshake failed and does what it
 // decides; the connection does not go on.
-func (c *conn) tlsFailed(peer session.Peer, err error) bool { return c.tlsFailedAfter(peer, err, false) }
+func (c *conn) tlsFailed(peer session.Peer, err error) bool {
+	return c.tlsFailedAfter(peer, err, false)
+}
 
 // tlsFailedAfter is tlsFailed for a handshake in which the proxy's
 // certificate went out (certSent) or not: a client that fails the
