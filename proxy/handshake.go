@@ -29,6 +29,10 @@ import (
 // RST then, not an RST its kernel sends back when the proxy writes the
 // greeting into its closed socket.
 
+// watchAfter is how long a side may take its turn before the other is
+// watched.
+const watchAfter = 5 * time.Millisecond
+
 // maxHandshakePacket bounds a packet of the connection phase read whole to
 // be edited. Real ones are a few hundred bytes (attributes included); a
 // larger one goes on in pieces as it comes, unedited.
@@ -164,6 +168,14 @@ func (c *conn) passRest(from session.Peer, src transport.Conn, hdr, buf []byte) 
 // and keeps its place, and seen says what the watcher found. Data the
 // client sends out of turn (a pipelined command) waits for the relays.
 func (c *conn) readWatched(r *packetReader, src, other transport.Conn, otherIsServer bool) (pkt []byte, big bool, err error, seen transport.Readiness) {
+	// Most turns end within a millisecond: the watcher (a goroutine,
+	// started and stopped) is needed only for a side that takes longer.
+	src.SetReadDeadline(time.Now().Add(watchAfter))
+	pkt, big, err = r.next(src)
+	src.SetReadDeadline(time.Time{})
+	if err == nil || !transport.Classify(src, err).Deadline {
+		return pkt, big, err, 0
+	}
 	var found atomic.Uint32 // a transport.Readiness
 	done := make(chan struct{})
 	go func() {

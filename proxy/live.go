@@ -27,6 +27,8 @@ type ConnInfo struct {
 	AgeMS           float64           `json:"age_ms"`
 	IdleMS          float64           `json:"idle_ms"`
 	FaultsFired     []string          `json:"faults_fired,omitempty"`
+	ClientTLS       string            `json:"client_tls"`
+	UpstreamTLS     string            `json:"upstream_tls"`
 }
 
 // Connections returns the connections being relayed, oldest first.
@@ -45,9 +47,10 @@ func (p *Proxy) Connections() []ConnInfo {
 func (c *conn) info(now time.Time) ConnInfo {
 	var s protocol.Snapshot
 	var fired []string
-	var addr, query string
+	var addr, query, cliTLS, upTLS string
 	var idle time.Duration
 	c.with(func(ss *session.Session) {
+		cliTLS, upTLS = ss.Legs()
 		s = ss.Snapshot()
 		fired = ss.FaultsFired()
 		addr = ss.Client() // a PROXY header may change it
@@ -78,6 +81,8 @@ func (c *conn) info(now time.Time) ConnInfo {
 		AgeMS:           msSince(c.started, now),
 		IdleMS:          float64(idle.Microseconds()) / 1000,
 		FaultsFired:     fired,
+		ClientTLS:       cliTLS,
+		UpstreamTLS:     upTLS,
 	}
 }
 

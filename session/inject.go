@@ -98,11 +98,18 @@ func (s *Session) view() (faults.View, protocol.Progress) {
 			s.attrs[a.Key] = a.Value
 		}
 	}
-	return faults.View{
+	v := faults.View{
 		ConnID: s.cfg.ConnID, ServerConnID: pr.ServerConn, ClientIP: s.cfg.ClientIP,
 		User: user, DB: db, Attrs: s.attrs, Query: query, Phase: pr.Phase.String(),
 		ResultBytes: pr.ResultBytes, ResultRows: pr.ResultRows, Commands: pr.Commands,
-	}, pr
+	}
+	if s.tls.passthrough {
+		// Phase and reply size as the records tell them (passthrough.go).
+		at := s.tlsNow()
+		ph, _ := s.passthroughPhase(at, at.server.MidRecord || s.fullRecordLast(at))
+		v.Phase, v.ResultBytes = ph.String(), s.tls.replyBytes
+	}
+	return v, pr
 }
 
 // fired notes that f fired: from now on both directions take the fault

@@ -138,6 +138,9 @@ func (s *Session) passthroughJudge(e ending, snap protocol.Snapshot) (ending, pr
 	if !at.set {
 		at = s.tlsNow()
 	}
+	if e.by != events.ByClient {
+		streaming = at.server.MidRecord || s.fullRecordLast(at)
+	}
 	phase, authenticated := s.passthroughPhase(at, streaming)
 	e.phase = phase
 	snap.Phase, snap.Authenticated = phase, authenticated
@@ -187,4 +190,18 @@ func (s *Session) evidence(at tlsView, streaming bool) string {
 		b.WriteString("; the record layer was lost (not TLS?)")
 	}
 	return b.String()
+}
+
+// feedRecords follows the records of a passed-through connection, and the
+// size of the server's reply since the client last spoke.
+func (s *Session) feedRecords(from Peer, b []byte) {
+	d := dirOf(from)
+	before := s.tls.records.Side(protocol.ClientToServer).App
+	s.tls.records.Feed(d, b)
+	switch {
+	case from == Server:
+		s.tls.replyBytes += uint64(len(b))
+	case s.tls.records.Side(protocol.ClientToServer).App != before:
+		s.tls.replyBytes = 0
+	}
 }

@@ -122,3 +122,21 @@ func TestPassthroughServerIdleReset(t *testing.T) {
 	d.signal(Server, events.CloseRST, false, false)
 	checkEnd(t, d.event(), events.ServerIdleTimeout, "idle", events.ByServer, events.CloseRST, events.ErNetReadInterrupted)
 }
+
+// TestPassthroughFault: a reset_server rule after 64 KiB of a reply fires
+// on a passed-through connection, from the records' view of the phase.
+func TestPassthroughFault(t *testing.T) {
+	d := newDriver(t, armed(t, "action=reset_server,phase=result,after_bytes=65536"))
+	d.s.cfg.ClientTLS = Passthrough
+	d.tlsLogin()
+	d.data(Client, app(60))
+	for i := 0; i < 3; i++ {
+		if p := d.data(Server, app(16384)); p.Fired != nil {
+			t.Fatalf("fired after %d records", i+1)
+		}
+	}
+	if p := d.data(Server, app(16384)); p.Fired == nil || p.Server != RST {
+		t.Fatalf("not fired after 64 KiB: %+v", p)
+	}
+	checkEnd(t, d.event(), events.FaultInjected, "result", events.ByProxy, events.CloseFault, events.ErNetErrorOnWrite)
+}

@@ -144,7 +144,7 @@ func (s *Session) Data(from Peer, b []byte, now time.Time) Plan {
 		s.renumber(from, b)
 	}
 	if s.tls.passthrough {
-		s.tls.records.Feed(dirOf(from), b)
+		s.feedRecords(from, b)
 	}
 	var p Plan
 	if !s.faulted && !s.cfg.Faults.Armed() {

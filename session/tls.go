@@ -82,6 +82,7 @@ type tlsState struct {
 	failed       string    // events.TLS* reason, when TLS ended the connection
 	records      protocol.TLSRecords
 	atEnd        [2]tlsView // the records when each peer first signalled (passthrough.go)
+	replyBytes   uint64     // server bytes since the client's last application record
 }
 
 // greetingFor edits the server greeting for the client TLS mode.
