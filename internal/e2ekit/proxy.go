@@ -7,12 +7,15 @@ package e2ekit
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/abortscope/abortscope/events"
@@ -148,4 +151,11 @@ func StartProxy(t testing.TB, upstream string, configure ...func(*proxy.Proxy)) 
 		<-done
 	})
 	return &TestProxy{Proxy: p, Addr: ln.Addr().String(), Events: ev}
+}
+
+// LoggerTo returns a logger writing JSON lines to w, for tests that look
+// at what abortscope logs.
+func LoggerTo(w io.Writer) *zap.Logger {
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), zapcore.DebugLevel))
 }
