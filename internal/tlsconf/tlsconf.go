@@ -139,6 +139,10 @@ type Upstream struct {
 // before 11.4 did by default), verify-ca checks the chain, verify-full the
 // chain and the name.
 func (u Upstream) Config() (*tls.Config, error) {
+	verify := u.Mode == session.UpstreamVerify || u.Mode == session.UpstreamVerifyCA
+	if !verify && (u.CAFile != "" || u.ServerName != "") {
+		return nil, fmt.Errorf("--upstream-ca and --upstream-server-name need --upstream-tls verify-ca or verify-full (now %s)", u.Mode)
+	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if u.CertFile != "" || u.KeyFile != "" {
 		c, err := tls.LoadX509KeyPair(u.CertFile, u.KeyFile)
@@ -185,9 +189,6 @@ func (u Upstream) Config() (*tls.Config, error) {
 			return err
 		}
 	default:
-		if u.CAFile != "" || u.ServerName != "" {
-			return nil, fmt.Errorf("--upstream-ca and --upstream-server-name need --upstream-tls verify-ca or verify-full (now %s)", u.Mode)
-		}
 		cfg.InsecureSkipVerify = true
 	}
 	return cfg, nil
