@@ -18,7 +18,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +25,7 @@ import (
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/abortscope/abortscope/events"
+	"github.com/abortscope/abortscope/internal/e2ekit"
 	"github.com/abortscope/abortscope/protocol"
 )
 
@@ -37,21 +37,9 @@ const (
 	slowQuery = "SELECT SLEEP(3)"
 )
 
-var userSeq atomic.Uint64
-
 // newUser creates a fresh user for one test, so that its connections are
 // easy to tell apart in the processlist and the error log.
-func newUser(t testing.TB, prefix string) (user, pass string) {
-	t.Helper()
-	user = fmt.Sprintf("%s_%d", prefix, userSeq.Add(1))
-	pass = "pw-" + user
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := db.CreateUser(ctx, user, pass); err != nil {
-		t.Fatal(err)
-	}
-	return user, pass
-}
+func newUser(t testing.TB, prefix string) (user, pass string) { return e2ekit.NewUser(t, db, prefix) }
 
 // sniffConn remembers the first bytes the server sent, so a test learns the
 // connection id from the greeting even when the client library fails the

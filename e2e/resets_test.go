@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"regexp"
 	"strconv"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/abortscope/abortscope/events"
+	"github.com/abortscope/abortscope/internal/e2ekit"
 	"github.com/abortscope/abortscope/transport"
 )
 
@@ -26,14 +26,7 @@ import (
 // each in Aborted_clients and log vio_errno 1160 for each. The number of
 // clients is ABORTSCOPE_RESETS (default 500).
 func TestMidResultResetsMany(t *testing.T) {
-	n := 500
-	if s := os.Getenv("ABORTSCOPE_RESETS"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 {
-			t.Fatalf("ABORTSCOPE_RESETS=%q: want a positive number", s)
-		}
-		n = v
-	}
+	n := e2ekit.EnvInt(t, "ABORTSCOPE_RESETS", 500)
 	user, pass := newUser(t, "resets")
 	p := startProxy(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -55,16 +55,7 @@ func (c *conn) startClientTLS() bool {
 	if err := c.tlsHandshake(tc); err != nil {
 		return c.tlsFailedAfter(session.Client, err, certSent.Load())
 	}
-	wc, err := transport.Wrap(tc)
-	if err != nil {
-		return c.tlsFailed(session.Client, err)
-	}
-	st := tc.ConnectionState()
-	c.with(func(s *session.Session) {
-		c.cli = wc
-		s.TLSUp(session.Client, protocol.TLSVersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
-	})
-	return true
+	return c.tlsUp(session.Client, tc)
 }
 
 // startServerTLS writes the proxy's SSLRequest to the server and completes
@@ -86,14 +77,24 @@ func (c *conn) startServerTLS(sslRequest []byte) bool {
 	if err := c.tlsHandshake(tc); err != nil {
 		return c.tlsFailed(session.Server, err)
 	}
+	return c.tlsUp(session.Server, tc)
+}
+
+// tlsUp makes the TLS connection tc the one the pumps use toward peer, and
+// tells the session what it negotiated.
+func (c *conn) tlsUp(peer session.Peer, tc *tls.Conn) bool {
 	wc, err := transport.Wrap(tc)
 	if err != nil {
-		return c.tlsFailed(session.Server, err)
+		return c.tlsFailed(peer, err)
 	}
 	st := tc.ConnectionState()
 	c.with(func(s *session.Session) {
-		c.server = wc
-		s.TLSUp(session.Server, protocol.TLSVersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+		if peer == session.Client {
+			c.cli = wc
+		} else {
+			c.server = wc
+		}
+		s.TLSUp(peer, protocol.TLSVersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
 	})
 	return true
 }

@@ -2,7 +2,6 @@ package tlse2e
 
 import (
 	"fmt"
-	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -20,14 +19,7 @@ import (
 // the error MariaDB logged for that connection (vio_errno of its first
 // "Could not read/write packet" line; 0 for none). The table is logged.
 func TestPassthroughAccuracy(t *testing.T) {
-	repeat := 2
-	if s := os.Getenv("ABORTSCOPE_TLS_REPEAT"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("ABORTSCOPE_TLS_REPEAT=%q: want a positive number", s)
-		}
-		repeat = n
-	}
+	repeat := e2ekit.EnvInt(t, "ABORTSCOPE_TLS_REPEAT", 2)
 	user, pass := newUser(t, "acc")
 	p := startProxy(t, session.Passthrough)
 	var rows []string

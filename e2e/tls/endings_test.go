@@ -1,13 +1,10 @@
 package tlse2e
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/internal/e2ekit"
@@ -16,19 +13,7 @@ import (
 	"github.com/abortscope/abortscope/session"
 )
 
-var userSeq atomic.Int64
-
-func newUser(t testing.TB, prefix string) (user, pass string) {
-	t.Helper()
-	user = fmt.Sprintf("%s_%d", prefix, userSeq.Add(1))
-	pass = "pw-" + user
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := db.CreateUser(ctx, user, pass); err != nil {
-		t.Fatal(err)
-	}
-	return user, pass
-}
+func newUser(t testing.TB, prefix string) (user, pass string) { return e2ekit.NewUser(t, db, prefix) }
 
 // startProxy starts a proxy in client TLS mode, verifying MariaDB's
 // certificate (verify-full against the test CA) on its own upstream leg.
