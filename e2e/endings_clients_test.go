@@ -113,7 +113,7 @@ func TestEndGoSQLDriverKillDuringSleep(t *testing.T) {
 	}
 	conn.Close()
 	ev := p.Events.ByServerConn(t, id)
-	checkEvent(t, ev, want{events.ServerClosed, "command", "server", "fin", 0})
+	checkEvent(t, ev, want{events.ServerClosed, "command", "server", "fin", events.ErNetErrorOnWrite})
 	checkIdentity(t, ev, user, "mysql", nil)
 	if ev.LastCommand != "COM_QUERY" || ev.ServerErrorCode != 0 {
 		t.Errorf("last_command %q server_error_code %d; want COM_QUERY, none (KILL sends no ERR over TCP)", ev.LastCommand, ev.ServerErrorCode)

@@ -242,7 +242,7 @@ func TestEndCountersHandshake(t *testing.T) {
 			})
 		checkLines(t, cmp, []string{"read vio_errno=1158 eof", "aborted (This connection closed normally without authentication)"})
 		ev := cmp.P.Events.Only(t, 1)[0]
-		checkEvent(t, ev, want{events.HandshakeAbort, "handshake", "client", "fin", 0})
+		checkEvent(t, ev, want{events.HandshakeAbort, "handshake", "client", "fin", events.ErNetReadError})
 		if ev.ServerConnID != cmp.Proxied.IDs[0] || ev.User != "" {
 			t.Errorf("server_conn_id %d user %q; the greeting said %d, no user was sent", ev.ServerConnID, ev.User, cmp.Proxied.IDs[0])
 		}
@@ -272,13 +272,14 @@ func TestEndCountersHandshake(t *testing.T) {
 func TestEndCountersKill(t *testing.T) {
 	user, pass := newUser(t, "kill")
 	for _, tc := range []struct {
-		name  string
-		query string
-		lines []string
-		phase string
+		name     string
+		query    string
+		lines    []string
+		phase    string
+		expected int
 	}{
-		{"idle", "", []string{"aborted (KILLED)"}, "idle"},
-		{"during_sleep", "SELECT SLEEP(10)", []string{"aborted (KILLED)", "write vio_errno=1160", writeError}, "command"},
+		{"idle", "", []string{"aborted (KILLED)"}, "idle", 0},
+		{"during_sleep", "SELECT SLEEP(10)", []string{"aborted (KILLED)", "write vio_errno=1160", writeError}, "command", events.ErNetErrorOnWrite},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmp := compareWithDirect(t, oneClient, func(t *testing.T, addr string) []uint32 {
@@ -299,7 +300,7 @@ func TestEndCountersKill(t *testing.T) {
 			})
 			checkLines(t, cmp, tc.lines)
 			ev := cmp.P.Events.Only(t, 1)[0]
-			checkEvent(t, ev, want{events.ServerClosed, tc.phase, "server", "fin", 0})
+			checkEvent(t, ev, want{events.ServerClosed, tc.phase, "server", "fin", tc.expected})
 			checkIdentity(t, ev, user, "mysql", goMySQLAttr)
 			if ev.ServerConnID != cmp.Proxied.IDs[0] || ev.ServerErrorCode != 0 {
 				t.Errorf("server_conn_id %d server_error_code %d; want %d, none", ev.ServerConnID, ev.ServerErrorCode, cmp.Proxied.IDs[0])

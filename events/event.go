@@ -101,6 +101,13 @@ const (
 	ServerError         Verdict = "server_error"
 	ServerReset         Verdict = "server_reset"
 	ServerIdleTimeout   Verdict = "server_idle_timeout"
+	// ServerConnectTimeout: the server reset a connection whose client had
+	// not finished logging in within connect_timeout.
+	ServerConnectTimeout Verdict = "server_connect_timeout"
+	// BinlogDumpEnd: the server ended a non-blocking binlog dump
+	// (mariadb-binlog without --stop-never) at the end of its last binlog,
+	// as it does: nothing is wrong, MariaDB logs nothing.
+	BinlogDumpEnd       Verdict = "binlog_dump_end"
 	UpstreamUnreachable Verdict = "upstream_unreachable"
 	ProxyShutdown       Verdict = "proxy_shutdown"
 	FaultInjected       Verdict = "fault_injected"
@@ -112,7 +119,7 @@ const (
 // Verdicts lists every verdict, in the README's order.
 func Verdicts() []Verdict {
 	return []Verdict{Clean, ClientNoQuit, ClientReset, ClientAbortInFlight, HandshakeAbort, AuthFailed,
-		ServerClosed, ServerError, ServerReset, ServerIdleTimeout, UpstreamUnreachable, ProxyShutdown,
+		ServerClosed, ServerError, ServerReset, ServerIdleTimeout, ServerConnectTimeout, BinlogDumpEnd, UpstreamUnreachable, ProxyShutdown,
 		FaultInjected, InternalError}
 }
 

@@ -16,6 +16,8 @@ const (
 	CauseSkippedClose           = "skipped_close"
 	CauseExitBeforeQuit         = "exit_before_quit"
 	CauseServerIdleTimeout      = "server_idle_timeout"
+	CauseConnectTimeout         = "connect_timeout"
+	CauseBinlogDumpEnd          = "binlog_dump_end"
 	CauseKilledMidResult        = "killed_mid_result"
 	CauseClientStoppedReading   = "client_stopped_reading"
 	CauseClientReadTimeout      = "client_read_timeout"
@@ -128,6 +130,16 @@ var Causes = []Cause{
 		ServerLog: "nothing",
 		Advice:    "Nothing to change.",
 		match:     verdict(events.Clean)},
+	{Code: CauseBinlogDumpEnd, Title: "binlog dump finished",
+		Covers:    "`binlog_dump_end`: a non-blocking binlog dump reached the end of the last binlog and the server closed the connection",
+		ServerLog: "nothing",
+		Advice:    "Nothing to change: `mariadb-binlog --read-from-remote-server` without `--stop-never` reads to the end of the last binlog, and MariaDB ends such a dump itself.",
+		match:     verdict(events.BinlogDumpEnd)},
+	{Code: CauseConnectTimeout, Title: "login slower than connect_timeout",
+		Covers:    "`server_connect_timeout`: MariaDB reset a connection whose client had not finished logging in within `connect_timeout`",
+		ServerLog: "`Could not read packet: … vio_errno: 1159  length: -1`; before the login packet also `Aborted connection N … user: 'unauthenticated' … (This connection closed normally without authentication)`; `Aborted_connects`+1",
+		Advice:    "The client connected and then did not finish its login within the server's `connect_timeout` (default 10 s): a client stalled between connect and login (a paused process, slow DNS or a slow authentication plugin on its side, a TLS handshake over a slow path), or a health check that connects and waits. Find the stall, or raise `connect_timeout`.",
+		match:     verdict(events.ServerConnectTimeout)},
 	{Code: CauseNetwork, Title: "network",
 		Covers:    "`server_reset`; close `timeout`: resets and timeouts neither end chose",
 		ServerLog: "depends on where the fault was; often nothing",
@@ -217,7 +229,7 @@ var Causes = []Cause{
 		}},
 	{Code: CauseServerKilledOrShutdown, Title: "killed or shut down by the server",
 		Covers:    "`server_closed`; `server_error` with 1053 or 1927",
-		ServerLog: "`Aborted connection N … (KILLED)` for `KILL` and shutdown",
+		ServerLog: "`Aborted connection N … (KILLED)` for `KILL` and shutdown; during a statement also `Could not write packet … vio_errno: 1160` (its end fails to go out); nothing from a server that crashed",
 		Advice:    "The server ended the connection: a `KILL`, a shutdown or restart; look for who ran `KILL` (`max_statement_time`, an operator, a watchdog) or a restart.",
 		match: func(e *events.Event) bool {
 			return e.Verdict == events.ServerClosed || serverCode(1053, 1927)(e)
@@ -251,7 +263,7 @@ var Causes = []Cause{
 		}},
 	{Code: CauseHandshakeAbort, Title: "left during the handshake",
 		Covers:    "`handshake_abort`",
-		ServerLog: "`Aborted connection N to db: 'unconnected' user: 'unauthenticated' … (This connection closed normally without authentication)`; `Aborted_connects`+1",
+		ServerLog: "`Could not read packet … vio_errno: 1158` (1160 if it reset while the server decided about its login, or left a passed-through TLS handshake without an alert); before the login packet also `Aborted connection N to db: 'unconnected' user: 'unauthenticated' … (This connection closed normally without authentication)`, after it (an auth switch pending) no `Aborted connection` line; `Aborted_connects`+1",
 		Advice:    "The client left before logging in: a health check that only opens a TCP connection, a TLS mismatch, or a connect timeout shorter than the handshake.",
 		match:     verdict(events.HandshakeAbort)},
 	{Code: CauseUpstreamUnreachable, Title: "server unreachable",
@@ -261,7 +273,7 @@ var Causes = []Cause{
 		match:     verdict(events.UpstreamUnreachable)},
 	{Code: CauseProxyShutdown, Title: "abortscope stopped",
 		Covers:    "`proxy_shutdown`",
-		ServerLog: "nothing for idle connections; 1160 if cut mid-reply",
+		ServerLog: "nothing for idle connections (the proxy sends `COM_QUIT`); 1158 if cut while the server computed, 1160 mid-reply",
 		Advice:    "abortscope was stopped; clients should reconnect.",
 		match:     verdict(events.ProxyShutdown)},
 	{Code: CauseInternalError, Title: "abortscope failed",

@@ -20,6 +20,8 @@ func TestAnnotate(t *testing.T) {
 		advice string // a substring the advice must hold
 	}{
 		{"clean", events.Event{Verdict: "clean", Close: "quit"}, CauseClean, "Nothing"},
+		{"binlog dump end", events.Event{Verdict: "binlog_dump_end", Close: "fin"}, CauseBinlogDumpEnd, "--stop-never"},
+		{"connect timeout", events.Event{Verdict: "server_connect_timeout", Close: "rst"}, CauseConnectTimeout, "connect_timeout"},
 		{"no_quit pymysql", events.Event{Verdict: "client_no_quit", Close: "fin", IdleMS: 300, Attrs: py}, CauseSkippedClose, "conn.close()"},
 		{"no_quit go", events.Event{Verdict: "client_no_quit", Close: "fin", IdleMS: 300, Attrs: goDriver}, CauseSkippedClose, "db.Close()"},
 		{"reset idle", events.Event{Verdict: "client_reset", Close: "rst", IdleMS: 300}, CauseSkippedClose, "killed"},
@@ -116,6 +118,10 @@ func TestServerLogLine(t *testing.T) {
 	e = events.Event{ServerConnID: 7, Upstream: "db:3306", Verdict: "handshake_abort"}
 	if got := ServerLogLine(&e); !strings.Contains(got, "'unauthenticated' host: '<abortscope's host>' (This connection closed normally") {
 		t.Errorf("handshake: %q", got)
+	}
+	// Past the login packet (an auth switch pending), no Aborted line.
+	if got := ServerLogLine(&events.Event{ServerConnID: 8, User: "app", Verdict: "handshake_abort"}); got != "" {
+		t.Errorf("handshake after the login packet: %q, want none", got)
 	}
 	denied := events.Event{Verdict: "auth_failed", ServerErrorCode: 1045, ServerErrorMessage: "Access denied for user 'a'@'localhost' (using password: YES)"}
 	if got := ServerLogLine(&denied); got != denied.ServerErrorMessage {

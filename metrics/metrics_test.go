@@ -65,6 +65,7 @@ abortscope_events_write_errors_total 3
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP abortscope_connections_active Connections being relayed, by phase.
 # TYPE abortscope_connections_active gauge
+abortscope_connections_active{phase="auth"} 0
 abortscope_connections_active{phase="binlog"} 0
 abortscope_connections_active{phase="command"} 0
 abortscope_connections_active{phase="connect"} 0

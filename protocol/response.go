@@ -46,6 +46,10 @@ type command struct {
 	setUser  bool
 	setDB    bool
 	attrs    []Attr
+	// cursor: a COM_STMT_EXECUTE that asked for a cursor; only its result
+	// may defer the rows to COM_STMT_FETCH (SERVER_STATUS_CURSOR_EXISTS
+	// also shows in the results of a procedure that has a cursor open).
+	cursor bool
 }
 
 // rsState is the position inside the head command's reply.
@@ -65,10 +69,13 @@ const (
 type response struct {
 	kind    replyKind
 	state   rsState
-	started bool   // a reply byte has been seen
-	left    int    // packets left in rsColdefs / rsCount
-	bytes   uint64 // server bytes of this reply so far
-	rows    uint64 // rows of this reply so far
+	started bool // a reply byte has been seen (not counting ERR: progress reports)
+	// clientTurn: COM_CHANGE_USER's reply asked the client for
+	// authentication data (an auth switch, more data) not yet sent.
+	clientTurn bool
+	left       int    // packets left in rsColdefs / rsCount
+	bytes      uint64 // server bytes of this reply so far
+	rows       uint64 // rows of this reply so far
 }
 
 // startCommand records a new command from its first byte.
@@ -77,6 +84,8 @@ func (t *Tracker) startCommand(code byte) {
 	t.commands++
 	if code == ComQuit {
 		t.quit = true
+	} else {
+		t.dumpEnded = false
 	}
 	kind := replyKindOf(code)
 	if kind == kindNone {
@@ -129,10 +138,14 @@ func (t *Tracker) finishCommand(s *stream) {
 		return
 	}
 	// The newest outstanding command is this one: commands with no reply
-	// never join the queue, and only COM_QUERY, COM_INIT_DB and
-	// COM_CHANGE_USER (which do) are looked at below.
+	// never join the queue, and only COM_QUERY, COM_INIT_DB,
+	// COM_CHANGE_USER and COM_STMT_EXECUTE (which do) are looked at below.
 	c := &t.cmds[len(t.cmds)-1]
 	switch data[0] {
+	case ComStmtExecute:
+		// statement id (4), then the flags: CURSOR_TYPE_READ_ONLY 1,
+		// FOR_UPDATE 2, SCROLLABLE 4.
+		c.cursor = len(data) > 5 && data[5]&0x07 != 0
 	case ComQuery:
 		// Only a statement captured whole: a cut one may look like USE.
 		if len(data) == s.total {
@@ -233,7 +246,9 @@ func (t *Tracker) replyPacket(s *stream) {
 		if s.started && s.first == headerOK {
 			t.applyOK(data)
 			t.finishReply(true)
+			return
 		}
+		r.clientTurn = true
 		return
 	case kindPrepare:
 		t.preparePacket(s)
@@ -249,7 +264,7 @@ func (t *Tracker) replyPacket(s *stream) {
 		}
 	case rsColdefsEOF:
 		st, _ := EOFStatus(data)
-		if st&ServerStatusCursorExists != 0 {
+		if st&ServerStatusCursorExists != 0 && t.cmds[t.cmdHead].cursor {
 			// COM_STMT_EXECUTE opened a cursor: rows come with COM_STMT_FETCH.
 			t.finishReply(true)
 			return
@@ -264,6 +279,7 @@ func (t *Tracker) replyPacket(s *stream) {
 	case rsBinlog:
 		if s.started && s.first == headerEOF && s.firstLen < 9 {
 			t.finishReply(true) // BINLOG_DUMP_NON_BLOCK reached the end
+			t.dumpEnded = true
 		}
 	case rsCount, rsInfileUpload:
 		// A server packet while the client should be uploading: the server
@@ -284,6 +300,7 @@ func (t *Tracker) firstPacket(s *stream) {
 	if r.kind == kindBinlog {
 		if s.first == headerEOF && s.firstLen < 9 {
 			t.finishReply(true) // BINLOG_DUMP_NON_BLOCK with nothing to send
+			t.dumpEnded = true
 			return
 		}
 		r.state = rsBinlog // the first event

@@ -23,7 +23,14 @@ type Snapshot struct {
 	Authenticated bool
 	AuthFailed    bool
 	SSLRequest    bool // the client asked for TLS
-	QuitSent      bool // the client sent COM_QUIT
+	// ClientsTurn: in the connection phase, the server waits for the
+	// client (its handshake response, or authentication data).
+	ClientsTurn bool
+	QuitSent    bool // the client sent COM_QUIT
+	// BinlogDumpEnded: a non-blocking binlog dump reached the end of the
+	// last binlog (its EOF), after which MariaDB closes the connection by
+	// itself; nothing but a COM_QUIT was sent since.
+	BinlogDumpEnded bool
 
 	LastCommand string // e.g. "COM_QUERY"; empty before the first command
 	LastQuery   string // with Config.QueryCapture, the last statement's prefix
@@ -62,6 +69,8 @@ func (t *Tracker) Snapshot() Snapshot {
 		Caps:              t.caps,
 		Authenticated:     t.stage == hsDone,
 		AuthFailed:        t.authFailed,
+		ClientsTurn:       t.clientsTurn(),
+		BinlogDumpEnded:   t.dumpEnded,
 		SSLRequest:        t.sslRequest,
 		QuitSent:          t.quit,
 		LastQuery:         t.lastQuery,
@@ -123,4 +132,11 @@ func (t *Tracker) Progress() Progress {
 // serialises access to the tracker, and do not modify it.
 func (t *Tracker) Identity() (user, db, query string, attrs []Attr) {
 	return t.user, t.db, t.lastQuery, t.attrs
+}
+
+// clientsTurn reports whether, in the connection phase, the server waits
+// for the client.
+func (t *Tracker) clientsTurn() bool {
+	d, done := t.Expecting()
+	return !done && d == ClientToServer
 }

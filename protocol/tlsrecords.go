@@ -61,6 +61,7 @@ type tlsStream struct {
 	appSeq   int // order of the last application-data record
 	firstApp int // order of the first one
 	alerts   int // visible alert records (TLS 1.2 and before)
+	firstEnc int // TLS 1.3, client: length of its first encrypted record
 	bytes    uint64
 	seenCCS  bool
 	finished bool // TLS 1.3: the first encrypted record of this side (its Finished) is behind
@@ -129,6 +130,7 @@ func (r *TLSRecords) endRecord(d Direction, s *tlsStream) {
 			// handshake, not application data. The server's flight ends
 			// when the client speaks again.
 			if d == ClientToServer {
+				s.firstEnc = s.length
 				s.finished = true
 				r.dirs[ServerToClient].finished = true
 			}
@@ -188,13 +190,18 @@ type TLSSide struct {
 	// first, comparable across the two directions: the higher spoke later.
 	LastSeq, AppSeq, FirstAppSeq int
 	MidRecord                    bool // a record is partly seen
+	// FirstEncrypted is the ciphertext length of the client's first
+	// encrypted record in TLS 1.3: its Finished, or an alert in its place
+	// (a rejected certificate).
+	FirstEncrypted int
 }
 
 // Side returns what direction d showed.
 func (r *TLSRecords) Side(d Direction) TLSSide {
 	s := &r.dirs[d]
 	return TLSSide{Records: s.records, App: s.appData, LastApp: s.lastApp, PrevApp: s.prevApp, Alerts: s.alerts,
-		Bytes: s.bytes, LastSeq: s.lastSeq, AppSeq: s.appSeq, FirstAppSeq: s.firstApp, MidRecord: s.hdrN > 0 || s.remain > 0}
+		Bytes: s.bytes, LastSeq: s.lastSeq, AppSeq: s.appSeq, FirstAppSeq: s.firstApp, MidRecord: s.hdrN > 0 || s.remain > 0,
+		FirstEncrypted: s.firstEnc}
 }
 
 // Overhead returns how many bytes a record of the negotiated version and

@@ -11,9 +11,10 @@ const (
 	PhaseResult                 // a reply is streaming
 	PhaseInfile                 // the client is uploading a LOAD DATA LOCAL file
 	PhaseBinlog                 // a binlog dump is streaming
+	PhaseAuth                   // COM_CHANGE_USER: the server waits for the client's authentication data
 )
 
-var phaseNames = [...]string{"connect", "handshake", "idle", "command", "result", "infile", "binlog"}
+var phaseNames = [...]string{"connect", "handshake", "idle", "command", "result", "infile", "binlog", "auth"}
 
 // PhaseNames lists the names of every phase, in order.
 func PhaseNames() []string { return append([]string(nil), phaseNames[:]...) }
@@ -28,7 +29,7 @@ func (p Phase) String() string {
 // InFlight reports whether a command or its reply is outstanding: the phases
 // in which a client that leaves makes the server fail a read or a write.
 func (p Phase) InFlight() bool {
-	return p == PhaseCommand || p == PhaseResult || p == PhaseInfile || p == PhaseBinlog
+	return p == PhaseCommand || p == PhaseResult || p == PhaseInfile || p == PhaseBinlog || p == PhaseAuth
 }
 
 // Config tunes a Tracker. The zero value is usable.
@@ -61,6 +62,7 @@ const (
 	cpCommand                       // a new command
 	cpUpload                        // LOCAL INFILE file data
 	cpBinlogAck                     // client packet during a binlog stream
+	cpIgnored                       // sent after COM_QUIT: the server never reads it
 )
 
 // maxOutstanding bounds the command FIFO. A client that pipelines more than
@@ -95,6 +97,7 @@ type Tracker struct {
 	resp    response // reply state of the head command
 
 	quit      bool
+	dumpEnded bool // a non-blocking binlog dump reached its end: the server closes
 	last      byte
 	hasLast   bool
 	lastQuery string
@@ -159,6 +162,11 @@ func (t *Tracker) classifyClient() clientPacket {
 		// its first command behind the handshake response.
 		return cpCommand
 	}
+	if t.quit && t.stage == hsDone {
+		// After COM_QUIT the server reads nothing more: what the client
+		// still sends goes nowhere and starts no command.
+		return cpIgnored
+	}
 	if t.outstanding() > 0 {
 		switch {
 		case t.resp.state == rsInfileUpload:
@@ -177,7 +185,7 @@ func (t *Tracker) clientStart(s *stream) int {
 	switch t.clientPk {
 	case cpHandshake:
 		return maxCapture
-	case cpAuthData, cpUpload:
+	case cpAuthData, cpUpload, cpIgnored:
 		return 0
 	case cpBinlogAck:
 		return 1
@@ -221,6 +229,7 @@ func (t *Tracker) clientEnd(s *stream) {
 		if t.stage == hsAuth {
 			t.authTurn = false // one answer per request
 		}
+		t.resp.clientTurn = false
 	case cpBinlogAck:
 		if s.first == ComQuit && s.total == 1 {
 			t.quit = true
@@ -263,7 +272,11 @@ func (t *Tracker) serverStart(s *stream) int {
 	if t.outstanding() == 0 {
 		return 1024 // unsolicited: an ERR before the server closes
 	}
-	t.resp.started = true
+	if s.first != headerERR {
+		// An ERR ends the reply, or is a progress report: the server is
+		// still computing, the phase stays command.
+		t.resp.started = true
+	}
 	return t.resp.captureFor(s, t.caps)
 }
 
@@ -349,6 +362,12 @@ func (t *Tracker) Phase() Phase {
 		return PhaseInfile
 	case t.resp.state == rsBinlog:
 		return PhaseBinlog
+	case t.resp.kind == kindAuth && t.resp.clientTurn:
+		return PhaseAuth
+	case t.resp.kind == kindAuth:
+		// COM_CHANGE_USER: the server decides, as for any command; its
+		// requests for authentication data are not a reply streaming.
+		return PhaseCommand
 	case t.resp.started:
 		return PhaseResult
 	}

@@ -105,6 +105,34 @@ func TestTrackerDesyncs(t *testing.T) {
 				client(c.cmd(comBinlogDump(2))),
 				server(c.pk(eof(0))),
 				idleClean("done"),
+				expect("dump ended", func(t testing.TB, s Snapshot) { eq(t, "BinlogDumpEnded", s.BinlogDumpEnded, true) }),
+				// The client's COM_QUIT races the server's own close.
+				client(c.cmd(comSimple(ComQuit))),
+				expect("still ended", func(t testing.TB, s Snapshot) { eq(t, "BinlogDumpEnded", s.BinlogDumpEnded, true) }),
+			))
+		}},
+		{name: "binlog dump non-block to the end of events", steps: func() []step {
+			c := &conv{}
+			return steps(login(c, 0), seq(
+				client(c.cmd(comBinlogDump(2))),
+				server(c.pks(binlogEvent(40), binlogEvent(80))),
+				expect("dumping", func(t testing.TB, s Snapshot) { eq(t, "BinlogDumpEnded", s.BinlogDumpEnded, false) }),
+				server(c.pk(eof(0))),
+				idleClean("done"),
+				expect("dump ended", func(t testing.TB, s Snapshot) { eq(t, "BinlogDumpEnded", s.BinlogDumpEnded, true) }),
+			))
+		}},
+		{name: "COM_QUIT and a query in one write", steps: func() []step {
+			// The server reads nothing after COM_QUIT: the query starts
+			// no command, the connection stays at rest.
+			c := &conv{}
+			return steps(login(c, 0), seq(
+				client(append(c.cmd(comSimple(ComQuit)), c.cmd(comQuery("SELECT 1"))...)),
+				idleClean("quit"),
+				expect("quit", func(t testing.TB, s Snapshot) {
+					eq(t, "QuitSent", s.QuitSent, true)
+					eq(t, "LastCommand", s.LastCommand, "COM_QUIT")
+				}),
 			))
 		}},
 	})

@@ -192,7 +192,7 @@ func FuzzTracker(f *testing.F) {
 		if s.BytesFromClient != fed[ClientToServer] || s.BytesFromServer != fed[ServerToClient] {
 			t.Fatalf("bytes %d/%d, fed %d/%d", s.BytesFromClient, s.BytesFromServer, fed[0], fed[1])
 		}
-		if s.Outstanding < 0 || s.Phase > PhaseBinlog || s.Phase != whole.Phase() {
+		if s.Outstanding < 0 || s.Phase > PhaseAuth || s.Phase != whole.Phase() {
 			t.Fatalf("bad state: %+v", s)
 		}
 	})

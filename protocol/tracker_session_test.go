@@ -24,14 +24,16 @@ func TestTrackerSession(t *testing.T) {
 				expectPhase(PhaseCommand),
 				identity("not yet", "app", "shop", testAttrs),
 				server(c.pk(authSwitch("client_ed25519", []byte("0123456789abcdefghijklmnopqrstuv")))),
-				expectPhase(PhaseResult),
+				expectPhase(PhaseAuth), // the server waits for the client
 				// The signature starts 0x03 (COM_QUERY): auth data, not a
 				// command.
 				client(c.pk(append([]byte{ComQuery}, make([]byte, 63)...))),
+				expectPhase(PhaseCommand), // the server decides
 				server(c.pk(authMore([]byte{0x04}))),
+				expectPhase(PhaseAuth),
 				client(c.pk([]byte("more auth"))),
 				expect("authenticating", func(t testing.TB, s Snapshot) {
-					eq(t, "Phase", s.Phase, PhaseResult)
+					eq(t, "Phase", s.Phase, PhaseCommand)
 					eq(t, "Commands", s.Commands, uint64(1))
 					eq(t, "LastCommand", s.LastCommand, "COM_CHANGE_USER")
 				}),

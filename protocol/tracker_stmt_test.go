@@ -153,6 +153,35 @@ func TestTrackerPreparedStatements(t *testing.T) {
 				idleClean("done"),
 			))
 		}},
+		{name: "a procedure with a cursor open sends its rows over the text protocol", steps: func() []step {
+			// DECLARE c CURSOR ...; OPEN c; SELECT ...: the result's EOF
+			// carries SERVER_STATUS_CURSOR_EXISTS, but only a
+			// COM_STMT_EXECUTE that asked for a cursor defers its rows.
+			c := &conv{}
+			return steps(login(c, 0), seq(
+				client(c.cmd(comQuery("CALL p()"))),
+				server(c.pks(colCount(1, -1), coldef("a"), eof(ServerStatusCursorExists|ServerMoreResultsExists))),
+				expectPhase(PhaseResult),
+				server(c.pks(textRow([]byte("1")), textRow([]byte("2")))),
+				rowsSeen(2),
+				server(c.pk(eof(ServerStatusCursorExists|ServerMoreResultsExists))),
+				server(c.pk(ok(0))),
+				idleClean("done"),
+				desyncs(0),
+			))
+		}},
+		{name: "execute without a cursor: the rows follow whatever the status", steps: func() []step {
+			c := &conv{}
+			return steps(login(c, 0), seq(
+				client(c.cmd(comExecute(1, 0))),
+				server(c.pks(colCount(1, -1), coldef("a"), eof(ServerStatusCursorExists))),
+				server(c.pk(binaryRow(i32(1)))),
+				rowsSeen(1),
+				server(c.pk(eof(0))),
+				idleClean("done"),
+				desyncs(0),
+			))
+		}},
 		{name: "close and long data need no reply", steps: func() []step {
 			c := &conv{}
 			return steps(login(c, 0), seq(

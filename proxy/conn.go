@@ -36,6 +36,9 @@ type conn struct {
 	stop     chan struct{} // closed when a socket is closed for good: ends waits
 	stopOnce sync.Once
 	toClient atomic.Int32 // server chunks fed to the session and not yet written (pump.go)
+	// clientFIN is set once the client's end of stream was read: its
+	// socket may be closed for good (a reset answers what it is sent).
+	clientFIN atomic.Bool
 	procState
 }
 

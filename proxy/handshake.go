@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -117,6 +118,15 @@ func (c *conn) handshake(cbuf, sbuf []byte) bool {
 			pkt, big, err = readers[from].next(socks[from])
 		}
 		if err != nil {
+			if r := &readers[from]; r.have > 0 && !transport.Classify(socks[from], err).Ours {
+				// Part of a packet came before the end: it goes on, as
+				// the peer sent it (MariaDB logs how much it read).
+				part := r.buf[:r.have]
+				r.have = 0
+				if !c.carry(from, c.data(from, part)) {
+					return false
+				}
+			}
 			goOn, bothOpen := c.readEnded(from, socks[from], err)
 			if !goOn {
 				// A client's FIN was passed on: the server may still
@@ -131,6 +141,14 @@ func (c *conn) handshake(cbuf, sbuf []byte) bool {
 		}
 		if big && !c.passRest(from, socks[from], pkt, readers[from].buf) {
 			return false
+		}
+		if from == session.Client && transport.ResetSeen(socks[from]) {
+			// The client reset right behind its packet (a login, then
+			// SO_LINGER 0): MariaDB would meet the reset at its next step;
+			// tell it now rather than when the watcher looks.
+			if goOn, _ := c.signalEnded(session.Signal{Peer: session.Client, Kind: events.CloseRST, Err: syscall.ECONNRESET}); !goOn {
+				return false
+			}
 		}
 	}
 }

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"syscall"
 	"time"
 
+	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/session"
 	"github.com/abortscope/abortscope/transport"
 )
@@ -29,6 +31,9 @@ func (c *conn) pump(from session.Peer, src transport.Conn, buf []byte) {
 			if !ok {
 				return
 			}
+			if from == session.Server && c.clientGone() {
+				return
+			}
 			if p.WakeClient {
 				c.wakeClient() // the reply ended while draining
 			}
@@ -45,6 +50,30 @@ func (c *conn) pump(from session.Peer, src transport.Conn, buf []byte) {
 			}
 		}
 	}
+}
+
+// clientGone checks, after a write to a client whose end of stream was
+// read, whether that write drew a reset: the client closed its socket for
+// good (as clients do; one that only shut down its sending side reads on
+// and draws none). A direct server's next write would fail now; so that
+// it does through the proxy too, and not one write later, the reset is
+// reported at once. It reports whether the server's pump stops.
+func (c *conn) clientGone() bool {
+	if !c.clientFIN.Load() {
+		return false
+	}
+	cli := c.clientConn()
+	if !transport.ResetSeen(cli) {
+		return false
+	}
+	// Not OtherBusy: that says the server was sending when the client
+	// left; this write came after, and what it carried is the session's
+	// to weigh (a TLS close_notify is not a reply).
+	sig := session.Signal{Peer: session.Client, Kind: events.CloseRST, OnWrite: true, Err: syscall.ECONNRESET}
+	var p session.Plan
+	c.with(func(s *session.Session) { p = s.Signal(sig, time.Now()) })
+	c.carry(session.Client, p)
+	return true
 }
 
 // data asks the session what to do with bytes read from a peer.
@@ -99,6 +128,9 @@ func (c *conn) readEnded(from session.Peer, src transport.Conn, err error) (goOn
 // decides. It reports whether the caller may go on, and whether both
 // sockets are still open for reading after the plan.
 func (c *conn) signalEnded(sig session.Signal) (goOn, bothOpen bool) {
+	if sig.Peer == session.Client && sig.Kind == events.CloseFIN && !sig.OnWrite {
+		c.clientFIN.Store(true)
+	}
 	var p session.Plan
 	c.with(func(s *session.Session) { p = s.Signal(sig, time.Now()) })
 	goOn = c.carry(sig.Peer, p)

@@ -103,8 +103,12 @@ type ending struct {
 	close   events.CloseKind
 	err     error
 	onWrite bool // the signal was a failed write toward that side
-	phase   protocol.Phase
-	idle    time.Duration
+	// writeFailed: a write toward that side failed after it left (the
+	// peer closed its socket for good); for the client, the proxy then
+	// reset the server, whose next write fails.
+	writeFailed bool
+	phase       protocol.Phase
+	idle        time.Duration
 }
 
 // errNoCause is the error of a connection that ended without any mark.
@@ -160,7 +164,7 @@ func (s *Session) ending() ending {
 		return ending{by: events.ByProxy, close: events.CloseRST, err: errNoCause, phase: s.tr.Phase()}
 	}
 	kind, onWrite, err := m.outcome()
-	return ending{by: by, close: kind, err: err, onWrite: onWrite, phase: m.phase, idle: m.idle}
+	return ending{by: by, close: kind, err: err, onWrite: onWrite, writeFailed: m.write.set, phase: m.phase, idle: m.idle}
 }
 
 // proxyEnded reports whether the ending so far is the proxy's own: peers'

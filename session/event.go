@@ -20,6 +20,9 @@ func (s *Session) Event(now time.Time) *events.Event {
 		e, snap, evidence = s.passthroughJudge(e, snap)
 	}
 	j := judge(e, snap)
+	if s.tls.passthrough && j.verdict == events.HandshakeAbort && j.by == events.ByClient {
+		j.expected = s.tlsHandshakeAbortError()
+	}
 	if s.fault != nil {
 		j = judgeFault(j, s.fault, s.faultPhase)
 	}

@@ -128,7 +128,11 @@ func (s *Session) passthroughJudge(e ending, snap protocol.Snapshot) (ending, pr
 		// by the departure, or more came after it.
 		at = s.tls.atEnd[Client]
 		m := &s.peers[Client]
-		streaming = m.write.set || m.otherBusy || at.server.MidRecord || s.serverRecordsAfter(at) > 0 ||
+		// A write that met the client's reset after its orderly FIN
+		// carried what came after: the records say whether that was more
+		// than the server's close_notify.
+		wroteInto := m.write.set && !m.verified
+		streaming = wroteInto || m.otherBusy || at.server.MidRecord || s.serverRecordsAfter(at) > 0 ||
 			s.fullRecordLast(at)
 	case events.ByServer:
 		at = s.tls.atEnd[Server]
@@ -204,4 +208,37 @@ func (s *Session) feedRecords(from Peer, b []byte) {
 	case s.tls.records.Side(protocol.ClientToServer).App != before:
 		s.tls.replyBytes = 0
 	}
+}
+
+// tlsHandshaking reports whether a passed-through connection is still in
+// its TLS handshake or login: the client never had an answer to
+// application data.
+func (s *Session) tlsHandshaking() bool {
+	if !s.tls.passthrough {
+		return false
+	}
+	_, authenticated := s.passthroughPhase(s.tlsNow(), false)
+	return !authenticated
+}
+
+// tlsHandshakeAbortError is what MariaDB logs for a client that left a
+// passed-through connection before logging in (measured,
+// e2e/tls TestTLSHandshakeAborts): nothing when the client said why with
+// a TLS alert (it rejected the certificate); otherwise its TLS handshake
+// fails on the missing data and the ERR it then writes meets the closed
+// socket: 1160.
+func (s *Session) tlsHandshakeAbortError() int {
+	at := s.tls.atEnd[Client]
+	if !at.set {
+		at = s.tlsNow()
+	}
+	c := at.client
+	alert := c.Alerts > 0
+	if p, ok := s.plaintext(c.FirstEncrypted); ok && c.App == 0 && p == closeNotifyLen {
+		alert = true // TLS 1.3 encrypts the alert, sent where its Finished belongs
+	}
+	if alert {
+		return 0
+	}
+	return events.ErNetErrorOnWrite
 }

@@ -110,6 +110,26 @@ func TestPassthroughHandshakeAbort(t *testing.T) {
 	d.data(Client, wiretest.Frame(1, wiretest.SSLRequest(wiretest.ClientCaps)))
 	d.data(Client, record(22, 300))
 	d.data(Server, serverHello13())
+	p := d.signal(Client, events.CloseFIN, false, true)
+	if p.Server != CloseAll || p.Client != CloseAll {
+		t.Errorf("plan %+v: a client leaving its TLS handshake closed its socket; so must the proxy toward the server", p)
+	}
+	// MariaDB's handshake fails; the ERR it writes then meets the closed
+	// socket: 1160.
+	checkEnd(t, d.event(), events.HandshakeAbort, "handshake", events.ByClient, events.CloseFIN, events.ErNetErrorOnWrite)
+}
+
+// TestPassthroughCertificateRejected: a client that rejects the server's
+// certificate says so with an alert (TLS 1.3: encrypted, 2 bytes of
+// plaintext) before it closes; MariaDB logs no error.
+func TestPassthroughCertificateRejected(t *testing.T) {
+	d := newDriver(t, Config{ClientTLS: Passthrough})
+	d.greet(wiretest.ServerCaps)
+	d.data(Client, wiretest.Frame(1, wiretest.SSLRequest(wiretest.ClientCaps)))
+	d.data(Client, record(22, 300))
+	d.data(Server, serverHello13())
+	d.data(Server, record(23, 2500))
+	d.data(Client, app(2)) // bad_certificate
 	d.signal(Client, events.CloseFIN, false, true)
 	checkEnd(t, d.event(), events.HandshakeAbort, "handshake", events.ByClient, events.CloseFIN, 0)
 }

@@ -174,6 +174,14 @@ func (s *Session) Signal(sig Signal, now time.Time) Plan {
 		// once, so MariaDB's next write fails with ECONNRESET and it logs
 		// 1160, as it would without the proxy; stop reading it.
 		p = Plan{Server: RST, Client: CloseAll, Stop: true}
+	case sig.OnWrite && sig.Kind != events.CloseTimeout && s.tr.Progress().BytesFromServer > 0 && s.closed[Server] == Keep:
+		// The server went away while the client's bytes went to it: a
+		// statement larger than max_allowed_packet, which MariaDB answers
+		// with ERR 1153 before it closes with the rest unread. What it
+		// said may still wait in the proxy's socket: stop sending, and let
+		// the server's side be read to its end, which decides the client's
+		// close (a reset: its writes fail as they would without the proxy).
+		p = Plan{Stop: true}
 	case sig.OnWrite:
 		p = Plan{Client: RST, Server: CloseAll, Stop: true}
 		if first && s.marks == 1 && s.tr.Progress().BytesFromServer == 0 {
@@ -182,6 +190,14 @@ func (s *Session) Signal(sig Signal, now time.Time) Plan {
 			p.ToClient = errPacket(0, erUpstreamUnreachable, "08S01", "abortscope: "+errText(sig.Err))
 			p.Client, p.WriteTimeout = CloseAll, lastWordTimeout
 		}
+	case sig.Peer == Client && sig.Kind == events.CloseFIN && (s.tlsHandshaking() || s.tr.Phase() == protocol.PhaseBinlog):
+		// A client leaving its TLS handshake, or a binlog dump, closed its
+		// socket: neither half-closes to read on. Close the server's leg
+		// the same way, so that what MariaDB writes next (the ERR after
+		// its failed TLS handshake, the next binlog event) meets a closed
+		// socket at once, as it would without the proxy, not one write
+		// later.
+		p = Plan{Server: CloseAll, Client: CloseAll, Stop: true}
 	case sig.Peer == Client && sig.Kind == events.CloseFIN:
 		// The client stopped sending. Pass the FIN on and keep relaying the
 		// reply: MariaDB sees exactly what a direct client's close gives

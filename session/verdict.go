@@ -30,6 +30,17 @@ var fatalServerErrors = map[uint16]bool{
 	4151: true, // ER_ACCOUNT_HAS_BEEN_LOCKED
 }
 
+// netErrors are the fatal ERRs that MariaDB also logs as the reason it
+// aborted the connection.
+var netErrors = map[uint16]bool{
+	1153: true, // ER_NET_PACKET_TOO_LARGE
+	1156: true, // ER_NET_PACKETS_OUT_OF_ORDER
+	1158: true, // ER_NET_READ_ERROR
+	1159: true, // ER_NET_READ_INTERRUPTED
+	1160: true, // ER_NET_ERROR_ON_WRITE
+	1161: true, // ER_NET_WRITE_INTERRUPTED
+}
+
 // accessDenied are the login refusals that are about the credentials or the
 // account: verdict auth_failed. Other ERRs during login are server_error.
 var accessDenied = map[uint16]bool{
@@ -60,9 +71,12 @@ func judge(e ending, s protocol.Snapshot) judgement {
 		j.verdict = events.UpstreamUnreachable
 		return j
 	case events.CloseShutdown:
+		// The proxy closes both sockets. MariaDB meets the close as it
+		// would a client's: computing, its reply write succeeds and the
+		// next read finds EOF (1158); streaming, its write fails (1160).
 		j.verdict = events.ProxyShutdown
 		if e.phase.InFlight() {
-			j.expected = inFlightError(e.phase, events.CloseRST)
+			j.expected = inFlightError(e.phase, events.CloseFIN)
 		}
 		return j
 	case events.CloseFault:
@@ -75,6 +89,12 @@ func judge(e ending, s protocol.Snapshot) judgement {
 		// the client (a PROXY header, TLS) before the login.
 		if e.close == events.CloseERRPacket || !s.Authenticated && e.close == events.CloseFIN {
 			j.verdict = events.HandshakeAbort
+			if s.Greeted {
+				// MariaDB waits for the login the proxy will not send
+				// (terminate: the client's TLS was with the proxy): it
+				// reads EOF, 1158.
+				j.expected = events.ErNetReadError
+			}
 		} else {
 			j.verdict = events.InternalError
 		}
@@ -85,6 +105,13 @@ func judge(e ending, s protocol.Snapshot) judgement {
 	// COM_QUIT, even when the last thing it sent was the ERR of a failed
 	// statement; only an ERR after which the server closes by itself
 	// (fatalServerErrors) still explains the ending.
+	if s.BinlogDumpEnded && !e.phase.InFlight() && e.close != events.CloseRST && e.close != events.CloseTimeout {
+		// A non-blocking dump reached the end of the last binlog: MariaDB
+		// closes by itself (its "fake COM_QUIT"), and the client's own
+		// COM_QUIT, if any, races that close.
+		j.verdict, j.by, j.close = events.BinlogDumpEnd, events.ByServer, events.CloseFIN
+		return j
+	}
 	quitAnswered := s.QuitSent && !e.phase.InFlight()
 	serverErr := s.LastErr != nil && s.ErrIsLast &&
 		(fatalServerErrors[s.LastErr.Code] || e.by == events.ByServer && !quitAnswered)
@@ -105,6 +132,11 @@ func judge(e ending, s protocol.Snapshot) judgement {
 		return j
 	case serverErr:
 		j.verdict, j.by, j.close = events.ServerError, events.ByServer, events.CloseERRPacket
+		if netErrors[s.LastErr.Code] {
+			// A packet too large (1153), out of order (1156): MariaDB
+			// logs the error it sent as the connection's abort reason.
+			j.expected = int(s.LastErr.Code)
+		}
 		return j
 	}
 
@@ -118,6 +150,17 @@ func judge(e ending, s protocol.Snapshot) judgement {
 		switch {
 		case e.close == events.CloseFIN:
 			j.verdict = events.ServerClosed
+			if e.phase == protocol.PhaseCommand || e.phase == protocol.PhaseResult {
+				// KILL shuts the socket down under the running statement,
+				// whose next write (the ERR, or the next rows) fails:
+				// MariaDB logs 1160 (measured, e2e/fidelity).
+				j.expected = events.ErNetErrorOnWrite
+			}
+		case e.close == events.CloseRST && !s.Authenticated && s.ClientsTurn:
+			// The client had not finished logging in within
+			// connect_timeout: MariaDB resets the connection and logs
+			// 1159 (a network reset at that moment looks the same).
+			j.verdict, j.expected = events.ServerConnectTimeout, events.ErNetReadInterrupted
 		case e.close == events.CloseRST && e.phase == protocol.PhaseIdle && s.Authenticated:
 			// MariaDB ends a connection idle past wait_timeout (or
 			// interactive_timeout) with SO_LINGER 0: a reset while idle.
@@ -137,23 +180,41 @@ func judge(e ending, s protocol.Snapshot) judgement {
 	// server (still in flight: 1160), or written whole, because the client
 	// kept reading after a half-close or the rest fit its buffers (then
 	// the server read the COM_QUIT, or EOF: 1158).
-	notice := e.phase
+	notice, how := e.phase, e.close
 	if e.close == events.CloseFIN && e.phase.InFlight() {
 		notice = s.Phase
+		if e.writeFailed {
+			// The client had closed its socket for good: the reply (a
+			// progress report, rows) drew a reset, which the proxy passed
+			// on. The server's next write fails as after a reset.
+			how = events.CloseRST
+		}
 	}
 	switch {
 	case !s.Authenticated:
+		// MariaDB waits for the handshake response or the authentication
+		// data from its greeting on; it finds EOF or a reset: 1158.
 		j.verdict = events.HandshakeAbort
+		switch {
+		case !s.Greeted:
+		case e.close == events.CloseRST && !s.ClientsTurn:
+			// Reset while the server decided about the login: its answer
+			// (OK, ERR, an auth switch) fails to go out.
+			j.expected = events.ErNetErrorOnWrite
+		default:
+			j.expected = events.ErNetReadError
+		}
 	case s.QuitSent && e.close == events.CloseFIN && e.phase.InFlight() &&
-		(notice == protocol.PhaseCommand || !notice.InFlight()):
+		(notice == protocol.PhaseCommand && !e.writeFailed || !notice.InFlight()):
 		// COM_QUIT queued behind a running statement: the server writes
 		// the reply into the client's closed socket (the write succeeds),
-		// then reads the COM_QUIT and ends cleanly. Measured: nothing
-		// logged, Aborted_clients unchanged.
+		// then reads the COM_QUIT and ends cleanly, also when the reply
+		// drew a reset the proxy passed on (the COM_QUIT was read before
+		// it). Measured: nothing logged, Aborted_clients unchanged.
 		j.verdict, j.close = events.Clean, events.CloseQuit
 	case e.phase.InFlight():
 		j.verdict = events.ClientAbortInFlight
-		j.expected = inFlightError(notice, e.close)
+		j.expected = inFlightError(notice, how)
 		if s.QuitSent {
 			j.close = events.CloseQuit
 		}
@@ -174,12 +235,13 @@ func judge(e ending, s protocol.Snapshot) judgement {
 //     close, since unread data turns the client's FIN into a reset;
 //   - still computing (phase command): after a FIN its reply write succeeds
 //     and the next read finds EOF: 1158; after a RST the write fails: 1160;
-//   - LOCAL INFILE upload: it is reading the file: 1158;
+//   - LOCAL INFILE upload, COM_CHANGE_USER waiting for the client's
+//     authentication data (phase auth): it is reading: 1158;
 //   - reply written whole after the client's FIN (phase no longer in
 //     flight): its next read finds EOF: 1158 (case e).
 func inFlightError(p protocol.Phase, c events.CloseKind) int {
 	switch {
-	case p == protocol.PhaseInfile, !p.InFlight():
+	case p == protocol.PhaseInfile, p == protocol.PhaseAuth, !p.InFlight():
 		return events.ErNetReadError
 	case p == protocol.PhaseCommand && (c == events.CloseFIN || c == events.CloseQuit):
 		return events.ErNetReadError

@@ -23,6 +23,10 @@ func withErr(s protocol.Snapshot, code uint16, last bool) protocol.Snapshot {
 	return s
 }
 
+func dumpEnded(s protocol.Snapshot) protocol.Snapshot { s.BinlogDumpEnded = true; return s }
+
+func clientsTurn(s protocol.Snapshot) protocol.Snapshot { s.ClientsTurn = true; return s }
+
 func TestJudge(t *testing.T) {
 	const (
 		idle    = protocol.PhaseIdle
@@ -75,14 +79,20 @@ func TestJudge(t *testing.T) {
 		{"half-close in result, client read it all (case e)", end(events.ByClient, events.CloseFIN, result), authed(idle), events.ClientAbortInFlight, events.ByClient, events.CloseFIN, events.ErNetReadError},
 		{"quit, half-close in result, client read it all", end(events.ByClient, events.CloseFIN, result), withQuit(authed(idle)), events.Clean, events.ByClient, events.CloseQuit, 0},
 		{"RST in command, even if the reply got through", end(events.ByClient, events.CloseRST, command), authed(idle), events.ClientAbortInFlight, events.ByClient, events.CloseRST, events.ErNetErrorOnWrite},
+		{"FIN in command, then a progress report drew a reset", ending{by: events.ByClient, close: events.CloseFIN, phase: command, writeFailed: true}, authed(command), events.ClientAbortInFlight, events.ByClient, events.CloseFIN, events.ErNetErrorOnWrite},
+		{"quit queued, FIN, then the reply drew a reset", ending{by: events.ByClient, close: events.CloseFIN, phase: command, writeFailed: true}, withQuit(authed(result)), events.ClientAbortInFlight, events.ByClient, events.CloseQuit, events.ErNetErrorOnWrite},
+		{"quit queued, FIN, the whole reply drew a reset", ending{by: events.ByClient, close: events.CloseFIN, phase: command, writeFailed: true}, withQuit(authed(idle)), events.Clean, events.ByClient, events.CloseQuit, 0},
 		{"FIN in infile", end(events.ByClient, events.CloseFIN, infile), authed(infile), events.ClientAbortInFlight, events.ByClient, events.CloseFIN, events.ErNetReadError},
 		{"RST in infile", end(events.ByClient, events.CloseRST, infile), authed(infile), events.ClientAbortInFlight, events.ByClient, events.CloseRST, events.ErNetReadError},
 		{"FIN in binlog", end(events.ByClient, events.CloseFIN, binlog), authed(binlog), events.ClientAbortInFlight, events.ByClient, events.CloseFIN, events.ErNetErrorOnWrite},
 
 		// Before authentication.
-		{"handshake abort", end(events.ByClient, events.CloseFIN, hs), handshake, events.HandshakeAbort, events.ByClient, events.CloseFIN, 0},
-		{"handshake abort by RST", end(events.ByClient, events.CloseRST, hs), handshake, events.HandshakeAbort, events.ByClient, events.CloseRST, 0},
+		{"handshake abort", end(events.ByClient, events.CloseFIN, hs), handshake, events.HandshakeAbort, events.ByClient, events.CloseFIN, events.ErNetReadError},
+		{"handshake abort by RST", end(events.ByClient, events.CloseRST, hs), clientsTurn(handshake), events.HandshakeAbort, events.ByClient, events.CloseRST, events.ErNetReadError},
+		{"reset while the server decides about the login", end(events.ByClient, events.CloseRST, hs), handshake, events.HandshakeAbort, events.ByClient, events.CloseRST, events.ErNetErrorOnWrite},
+		{"FIN while the server decides about the login", end(events.ByClient, events.CloseFIN, hs), handshake, events.HandshakeAbort, events.ByClient, events.CloseFIN, events.ErNetReadError},
 		{"client gone before the greeting", end(events.ByClient, events.CloseFIN, connect), protocol.Snapshot{}, events.HandshakeAbort, events.ByClient, events.CloseFIN, 0},
+		{"client gone before the greeting reached it", end(events.ByClient, events.CloseFIN, connect), handshake, events.HandshakeAbort, events.ByClient, events.CloseFIN, events.ErNetReadError},
 		{"auth failed, server closed first", end(events.ByServer, events.CloseFIN, hs), authFailed, events.AuthFailed, events.ByServer, events.CloseERRPacket, 0},
 		{"auth failed wins when the client closed first", end(events.ByClient, events.CloseFIN, hs), authFailed, events.AuthFailed, events.ByServer, events.CloseERRPacket, 0},
 		{"auth failed wins over a client RST", end(events.ByClient, events.CloseRST, hs), authFailed, events.AuthFailed, events.ByServer, events.CloseERRPacket, 0},
@@ -90,14 +100,22 @@ func TestJudge(t *testing.T) {
 
 		// Server decisions.
 		{"server FIN idle (KILL)", end(events.ByServer, events.CloseFIN, idle), authed(idle), events.ServerClosed, events.ByServer, events.CloseFIN, 0},
-		{"server FIN in command", end(events.ByServer, events.CloseFIN, command), authed(command), events.ServerClosed, events.ByServer, events.CloseFIN, 0},
+		{"server FIN in command (KILL)", end(events.ByServer, events.CloseFIN, command), authed(command), events.ServerClosed, events.ByServer, events.CloseFIN, events.ErNetErrorOnWrite},
+		{"server FIN after a non-blocking binlog dump", end(events.ByServer, events.CloseFIN, idle), dumpEnded(authed(idle)), events.BinlogDumpEnd, events.ByServer, events.CloseFIN, 0},
+		{"the client's COM_QUIT raced the close after a binlog dump", end(events.ByClient, events.CloseFIN, idle), withQuit(dumpEnded(authed(idle))), events.BinlogDumpEnd, events.ByServer, events.CloseFIN, 0},
+		{"server FIN during a binlog dump", end(events.ByServer, events.CloseFIN, binlog), authed(binlog), events.ServerClosed, events.ByServer, events.CloseFIN, 0},
+		{"server FIN idle", end(events.ByServer, events.CloseFIN, idle), authed(idle), events.ServerClosed, events.ByServer, events.CloseFIN, 0},
+		{"server FIN in infile", end(events.ByServer, events.CloseFIN, infile), authed(infile), events.ServerClosed, events.ByServer, events.CloseFIN, 0},
+		{"server RST while the client logs in (connect_timeout)", end(events.ByServer, events.CloseRST, hs), clientsTurn(handshake), events.ServerConnectTimeout, events.ByServer, events.CloseRST, events.ErNetReadInterrupted},
+		{"server RST while it decides about a login", end(events.ByServer, events.CloseRST, hs), handshake, events.ServerReset, events.ByServer, events.CloseRST, 0},
+		{"packet too large", end(events.ByServer, events.CloseRST, command), withErr(authed(command), 1153, true), events.ServerError, events.ByServer, events.CloseERRPacket, 1153},
 		{"server RST idle (wait_timeout)", end(events.ByServer, events.CloseRST, idle), authed(idle), events.ServerIdleTimeout, events.ByServer, events.CloseRST, events.ErNetReadInterrupted},
 		{"server RST mid-result", end(events.ByServer, events.CloseRST, result), authed(result), events.ServerReset, events.ByServer, events.CloseRST, 0},
 		{"server timeout", end(events.ByServer, events.CloseTimeout, idle), authed(idle), events.ServerReset, events.ByServer, events.CloseTimeout, 0},
 		{"server FIN after COM_QUIT", end(events.ByServer, events.CloseFIN, idle), withQuit(authed(idle)), events.Clean, events.ByClient, events.CloseQuit, 0},
 		{"server FIN after COM_QUIT that followed a failed statement", end(events.ByServer, events.CloseFIN, idle), withQuit(withErr(authed(idle), 1064, true)), events.Clean, events.ByClient, events.CloseQuit, 0},
 		{"server FIN after COM_QUIT, but a fatal ERR came last", end(events.ByServer, events.CloseFIN, idle), withQuit(withErr(authed(idle), 1927, true)), events.ServerError, events.ByServer, events.CloseERRPacket, 0},
-		{"server FIN after quit queued behind a command", end(events.ByServer, events.CloseFIN, result), withQuit(authed(result)), events.ServerClosed, events.ByServer, events.CloseFIN, 0},
+		{"server FIN after quit queued behind a command", end(events.ByServer, events.CloseFIN, result), withQuit(authed(result)), events.ServerClosed, events.ByServer, events.CloseFIN, events.ErNetErrorOnWrite},
 		{"MySQL 4031 idle timeout ERR then FIN", end(events.ByServer, events.CloseFIN, idle), withErr(authed(idle), 4031, true), events.ServerIdleTimeout, events.ByServer, events.CloseERRPacket, events.ErNetReadInterrupted},
 		{"server ERR then FIN", end(events.ByServer, events.CloseFIN, idle), withErr(authed(idle), 1040, true), events.ServerError, events.ByServer, events.CloseERRPacket, 0},
 		{"server ERR (not fatal) then FIN", end(events.ByServer, events.CloseFIN, idle), withErr(authed(idle), 1064, true), events.ServerError, events.ByServer, events.CloseERRPacket, 0},
@@ -113,12 +131,16 @@ func TestJudge(t *testing.T) {
 		{"shutdown idle", end(events.ByProxy, events.CloseShutdown, idle), withQuit(authed(idle)), events.ProxyShutdown, events.ByProxy, events.CloseShutdown, 0},
 		{"shutdown before the upstream answered", end(events.ByProxy, events.CloseShutdown, connect), protocol.Snapshot{}, events.ProxyShutdown, events.ByProxy, events.CloseShutdown, 0},
 		{"shutdown in result", end(events.ByProxy, events.CloseShutdown, result), authed(result), events.ProxyShutdown, events.ByProxy, events.CloseShutdown, events.ErNetErrorOnWrite},
-		{"shutdown in command", end(events.ByProxy, events.CloseShutdown, command), authed(command), events.ProxyShutdown, events.ByProxy, events.CloseShutdown, events.ErNetErrorOnWrite},
+		{"shutdown in command", end(events.ByProxy, events.CloseShutdown, command), authed(command), events.ProxyShutdown, events.ByProxy, events.CloseShutdown, events.ErNetReadError},
+		{"shutdown in result", end(events.ByProxy, events.CloseShutdown, result), authed(result), events.ProxyShutdown, events.ByProxy, events.CloseShutdown, events.ErNetErrorOnWrite},
+		{"client FIN in change user auth", end(events.ByClient, events.CloseFIN, protocol.PhaseAuth), authed(protocol.PhaseAuth), events.ClientAbortInFlight, events.ByClient, events.CloseFIN, events.ErNetReadError},
+		{"client RST in change user auth", end(events.ByClient, events.CloseRST, protocol.PhaseAuth), authed(protocol.PhaseAuth), events.ClientAbortInFlight, events.ByClient, events.CloseRST, events.ErNetReadError},
 		{"shutdown in infile", end(events.ByProxy, events.CloseShutdown, infile), authed(infile), events.ProxyShutdown, events.ByProxy, events.CloseShutdown, events.ErNetReadError},
 		{"shutdown wins over a server ERR", end(events.ByProxy, events.CloseShutdown, idle), withErr(authed(idle), 1927, true), events.ProxyShutdown, events.ByProxy, events.CloseShutdown, 0},
 		{"fault", end(events.ByProxy, events.CloseFault, command), authed(command), events.FaultInjected, events.ByProxy, events.CloseFault, 0},
-		{"TLS refused before the login", end(events.ByProxy, events.CloseERRPacket, hs), handshake, events.HandshakeAbort, events.ByProxy, events.CloseERRPacket, 0},
-		{"PROXY header refused", end(events.ByProxy, events.CloseFIN, hs), handshake, events.HandshakeAbort, events.ByProxy, events.CloseFIN, 0},
+		{"TLS refused before the login", end(events.ByProxy, events.CloseERRPacket, hs), handshake, events.HandshakeAbort, events.ByProxy, events.CloseERRPacket, events.ErNetReadError},
+		{"PROXY header refused", end(events.ByProxy, events.CloseFIN, hs), handshake, events.HandshakeAbort, events.ByProxy, events.CloseFIN, events.ErNetReadError},
+		{"PROXY header refused before the greeting", end(events.ByProxy, events.CloseFIN, connect), protocol.Snapshot{}, events.HandshakeAbort, events.ByProxy, events.CloseFIN, 0},
 		{"internal error", end(events.ByProxy, events.CloseRST, result), authed(result), events.InternalError, events.ByProxy, events.CloseRST, 0},
 	}
 	for _, tt := range tests {

@@ -85,3 +85,12 @@ func WaitReadable(c Conn) (Readiness, error) {
 	})
 	return r, err
 }
+
+// ResetSeen reports whether c's peer has reset the connection while no
+// read or write on c has said so yet: the TCP state is CLOSE with the
+// socket still open here. A client that closed with close() (not
+// shutdown) answers the next data it is sent with a reset; on loopback
+// that reset is in before the write returns.
+func ResetSeen(c Conn) bool {
+	return c != nil && state(c.TCP()) == unix.BPF_TCP_CLOSE
+}

@@ -136,6 +136,9 @@ func writeExplanation(w io.Writer, ev *events.Event) error {
 	fmt.Fprintf(&b, "cause:   %s\n", title)
 	fmt.Fprintf(&b, "advice:  %s\n", ev.Advice)
 	if line := explain.ServerLogLine(ev); line != "" {
+		if ev.Verdict == events.ServerClosed {
+			line += " (if it was KILLed or shut down; a server that crashed logs nothing)"
+		}
 		fmt.Fprintf(&b, "MariaDB: %s\n", line)
 	} else {
 		fmt.Fprintf(&b, "MariaDB: logs nothing for it\n")

@@ -153,12 +153,14 @@ var racyLines = map[string]bool{
 // which vio_errno, and whether a read met EOF (FIN) or an error (RST); the
 // reason of "Aborted connection"; other messages as they are. File
 // descriptors, errno (stale when a read returns 0, see GROUND_TRUTH.md) and
-// byte counts are left out. The lines are sorted (after KILL the killer's
+// byte counts are left out; a read that found EOF is a 1158 even when the
+// stale errno made MariaDB say 1159. The lines are sorted (after KILL the killer's
 // thread and the victim's write theirs in either order) and deduplicated
 // (some messages come twice).
 func LogLinesOf(log string, id uint32) []string {
 	want := strconv.FormatUint(uint64(id), 10)
 	var out []string
+	staleTimeout := false
 	for _, l := range strings.Split(log, "\n") {
 		m := LogLine.FindStringSubmatch(l)
 		if m == nil {
@@ -177,15 +179,29 @@ func LogLinesOf(log string, id uint32) []string {
 		switch {
 		case readLine.MatchString(msg):
 			r := readLine.FindStringSubmatch(msg)
-			how := "error"
+			how, vio := "error", r[1]
 			if r[2] == "0" {
 				how = "eof"
+				if vio == "1159" {
+					// A read that found EOF takes its vio_errno from a stale
+					// errno too: a timeout (1159) if the thread's last failed
+					// call timed out. It is the end of the stream (1158),
+					// and the abort reason follows suit.
+					vio, staleTimeout = "1158", true
+				}
 			}
-			out = append(out, "read vio_errno="+r[1]+" "+how)
+			out = append(out, "read vio_errno="+vio+" "+how)
 		case writeLine.MatchString(msg):
 			out = append(out, "write vio_errno="+writeLine.FindStringSubmatch(msg)[1])
 		default:
 			out = append(out, level+" "+msg)
+		}
+	}
+	if staleTimeout {
+		for i, l := range out {
+			if l == "aborted (Got timeout reading communication packets)" {
+				out[i] = "aborted (Got an error reading communication packets)"
+			}
 		}
 	}
 	slices.Sort(out)
