@@ -34,6 +34,9 @@ type mark struct {
 	read, write half
 	verified    bool
 	otherBusy   bool // the other peer was still sending (Signal.OtherBusy)
+	// firstOnWrite: the first signal was a refused write (the peer left
+	// while data went to it), not a read.
+	firstOnWrite bool
 }
 
 // half is the strongest signal seen one way (read or write).
@@ -121,7 +124,7 @@ func (s *Session) note(sig Signal, now time.Time) bool {
 	first := !m.set
 	if first {
 		s.marks++
-		*m = mark{set: true, order: s.marks, phase: s.tr.Phase(), idle: s.idle(now)}
+		*m = mark{set: true, order: s.marks, phase: s.tr.Phase(), idle: s.idle(now), firstOnWrite: sig.OnWrite}
 		if s.tls.passthrough {
 			s.tls.atEnd[sig.Peer] = s.tlsNow()
 		}

@@ -128,10 +128,11 @@ func (s *Session) passthroughJudge(e ending, snap protocol.Snapshot) (ending, pr
 		// by the departure, or more came after it.
 		at = s.tls.atEnd[Client]
 		m := &s.peers[Client]
-		// A write that met the client's reset after its orderly FIN
-		// carried what came after: the records say whether that was more
-		// than the server's close_notify.
-		wroteInto := m.write.set && !m.verified
+		// A write refused before any read said the client had gone: it
+		// carried the reply. One refused after the client's FIN carried
+		// what came after: the records say whether that was more than
+		// the server's close_notify.
+		wroteInto := m.firstOnWrite
 		streaming = wroteInto || m.otherBusy || at.server.MidRecord || s.serverRecordsAfter(at) > 0 ||
 			s.fullRecordLast(at)
 	case events.ByServer:

@@ -40,6 +40,9 @@ type how struct {
 	serial    bool               // shares the server's binlog, or a timeout
 	proxyOnly bool               // the ending is the proxy's own: nothing to compare
 	configure func(*proxy.Proxy) // the cell's proxy
+	// readLength: MariaDB's read_length (how much of the packet it got)
+	// must be the same both ways: the proxy passes on a packet's part.
+	readLength bool
 }
 
 // cellEnv is what a cell works with: the address to connect to, and the
@@ -125,7 +128,7 @@ var cells = []cell{
 		r.c.Write(p[:40])
 		r.fin()
 		return r.id
-	}, events.HandshakeAbort, how{}},
+	}, events.HandshakeAbort, how{readLength: true}},
 	// A close right behind the login is a FIN or, if the OK came first, a
 	// reset (unread bytes): the kernel's choice. Shutting down the sending
 	// side makes it a FIN whatever the timing.
@@ -555,6 +558,22 @@ func loggedLine(log string, id uint32, want string) string {
 	return aborted
 }
 
+var readLengthRe = regexp.MustCompile(`Could not read packet:.* read_length: (\d+)`)
+
+// readLengths are the read_length of MariaDB's "Could not read packet"
+// lines about connection id.
+func readLengths(log string, id uint32) []string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if m := e2ekit.LogLine.FindStringSubmatch(l); m != nil && m[1] == strconv.FormatUint(uint64(id), 10) {
+			if r := readLengthRe.FindStringSubmatch(m[3]); r != nil {
+				out = append(out, "read_length="+r[1])
+			}
+		}
+	}
+	return out
+}
+
 // eofRead is a "Could not read packet" line whose read found EOF.
 var eofRead = regexp.MustCompile(`vio_errno: \d+\s+length: 0\b`)
 
@@ -612,6 +631,9 @@ func TestEveryEnding(t *testing.T) {
 					t.Fatal(err)
 				}
 				direct = e2ekit.LogLinesOf(log, id)
+				if c.how.readLength {
+					direct = append(direct, readLengths(log, id)...)
+				}
 			}
 			var configure []func(*proxy.Proxy)
 			if c.how.configure != nil {
@@ -635,6 +657,9 @@ func TestEveryEnding(t *testing.T) {
 			}
 			logged, line := firstLoggedError(log, id)
 			proxied := e2ekit.LogLinesOf(log, id)
+			if c.how.readLength {
+				proxied = append(proxied, readLengths(log, id)...)
+			}
 			predicted, actual := explain.ServerLogLine(&ev), loggedLine(log, id, explain.ServerLogLine(&ev))
 			same := c.how.proxyOnly || slices.Equal(direct, proxied) && directEnv.statements == x.statements
 			agree := ev.Verdict == c.verdict && ev.ExpectedServerError == logged && ev.Desyncs == 0 && same && predicted == actual
