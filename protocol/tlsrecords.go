@@ -59,6 +59,7 @@ type tlsStream struct {
 	prevApp  int // length of the one before it
 	lastSeq  int // Last order of the last complete record
 	appSeq   int // order of the last application-data record
+	prevSeq  int // and of the one before it
 	firstApp int // order of the first one
 	alerts   int // visible alert records (TLS 1.2 and before)
 	firstEnc int // TLS 1.3, client: length of its first encrypted record
@@ -138,7 +139,7 @@ func (r *TLSRecords) endRecord(d Direction, s *tlsStream) {
 		}
 		s.appData++
 		s.prevApp, s.lastApp = s.lastApp, s.length
-		s.appSeq = r.seq
+		s.prevSeq, s.appSeq = s.appSeq, r.seq
 		if s.firstApp == 0 {
 			s.firstApp = r.seq
 		}
@@ -189,6 +190,7 @@ type TLSSide struct {
 	// Order of the last record, the last application-data record and the
 	// first, comparable across the two directions: the higher spoke later.
 	LastSeq, AppSeq, FirstAppSeq int
+	PrevAppSeq                   int  // order of the application-data record before the last
 	MidRecord                    bool // a record is partly seen
 	// FirstEncrypted is the ciphertext length of the client's first
 	// encrypted record in TLS 1.3: its Finished, or an alert in its place
@@ -200,7 +202,7 @@ type TLSSide struct {
 func (r *TLSRecords) Side(d Direction) TLSSide {
 	s := &r.dirs[d]
 	return TLSSide{Records: s.records, App: s.appData, LastApp: s.lastApp, PrevApp: s.prevApp, Alerts: s.alerts,
-		Bytes: s.bytes, LastSeq: s.lastSeq, AppSeq: s.appSeq, FirstAppSeq: s.firstApp, MidRecord: s.hdrN > 0 || s.remain > 0,
+		Bytes: s.bytes, LastSeq: s.lastSeq, AppSeq: s.appSeq, PrevAppSeq: s.prevSeq, FirstAppSeq: s.firstApp, MidRecord: s.hdrN > 0 || s.remain > 0,
 		FirstEncrypted: s.firstEnc}
 }
 

@@ -140,16 +140,26 @@ func (c *conn) signalEnded(sig session.Signal) (goOn, bothOpen bool) {
 
 // serverBusy reports whether server bytes were on their way to the client:
 // read and not yet written, or waiting unread in the proxy's socket.
+//
+// Where the client's socket can tell, what reached the client decides: the
+// server bytes fed to the session (all on their way to the client) against
+// what the client acknowledged. A write that returned, whose bytes the
+// client read before it left, is then not "on its way", though the pump may
+// not have counted it written yet.
 func (c *conn) serverBusy() bool {
-	if c.toClient.Load() > 0 {
-		return true
+	if s := c.upstream(); s != nil {
+		if n, ok := transport.Pending(s); ok && n > 0 {
+			return true
+		}
 	}
-	s := c.upstream()
-	if s == nil {
-		return false
+	if cli := c.clientConn(); cli != nil {
+		if acked, ok := transport.Acked(cli); ok {
+			var sent uint64
+			c.with(func(s *session.Session) { sent = s.Progress().BytesFromServer })
+			return sent > acked
+		}
 	}
-	n, ok := transport.Pending(s)
-	return ok && n > 0
+	return c.toClient.Load() > 0
 }
 
 // drainWoken handles a wake-up of the client pump (a read deadline in the

@@ -72,6 +72,17 @@ func (s *Session) quitSent(c protocol.TLSSide) bool {
 	return last == 5
 }
 
+// closeNotifyLast reports whether c's last record was a close_notify:
+// in TLS 1.3 an application record of 2 bytes of plaintext, before it a
+// visible alert after its last application record.
+func (s *Session) closeNotifyLast(c protocol.TLSSide) bool {
+	if s.tls.records.Version == protocol.TLS13 {
+		p, ok := s.plaintext(c.LastApp)
+		return ok && c.App > 0 && p == closeNotifyLen
+	}
+	return c.Alerts > 0 && c.LastSeq > c.AppSeq
+}
+
 // passthroughPhase is the phase of a passed-through connection when side
 // by left (at: the record layer then), given whether the server was still
 // sending to the departed client.
@@ -83,6 +94,12 @@ func (s *Session) passthroughPhase(at tlsView, streaming bool) (protocol.Phase, 
 		return protocol.PhaseHandshake, false
 	case streaming:
 		return protocol.PhaseResult, true
+	case s.closeNotifyLast(c) && s.tls.records.Version == protocol.TLS13 && c.App >= 2:
+		// The client closed its TLS session: its command, if any, is the
+		// record before the close_notify.
+		if c.PrevAppSeq > srv.AppSeq && !s.quitSent(c) {
+			return protocol.PhaseCommand, true
+		}
 	case c.AppSeq > srv.AppSeq && !s.quitSent(c):
 		return protocol.PhaseCommand, true
 	}
@@ -133,7 +150,12 @@ func (s *Session) passthroughJudge(e ending, snap protocol.Snapshot) (ending, pr
 		// what came after: the records say whether that was more than
 		// the server's close_notify.
 		wroteInto := m.firstOnWrite
-		streaming = wroteInto || m.otherBusy || at.server.MidRecord || s.serverRecordsAfter(at) > 0 ||
+		// Server bytes waiting when the client left count, unless the
+		// client had closed its TLS session (a close_notify last): then
+		// they are the server's close_notify in answer, and the records
+		// read after say whether anything else came.
+		busy := m.otherBusy && !s.closeNotifyLast(at.client)
+		streaming = wroteInto || busy || at.server.MidRecord || s.serverRecordsAfter(at) > 0 ||
 			s.fullRecordLast(at)
 	case events.ByServer:
 		at = s.tls.atEnd[Server]

@@ -62,6 +62,18 @@ func TestPassthroughVerdicts(t *testing.T) {
 			d.data(Server, app(400))
 			d.signal(Client, events.CloseFIN, false, true)
 		}, events.ClientNoQuit, "idle", events.CloseFIN, events.ErNetReadError, "after the client's last"},
+		{"close_notify, the server's close_notify waiting, then FIN", func(d *driver) {
+			d.data(Client, app(30))
+			d.data(Server, app(400))
+			d.data(Client, app(2)) // the client's close_notify
+			// MariaDB's close_notify in answer waits unread: not a reply.
+			d.s.Signal(Signal{Peer: Client, Kind: events.CloseFIN, Verified: true, OtherBusy: true}, d.tick())
+			d.data(Server, app(2))
+		}, events.ClientNoQuit, "idle", events.CloseFIN, events.ErNetReadError, "after the client's last"},
+		{"killed while a reply waits unread in the proxy", func(d *driver) {
+			d.data(Client, app(30))
+			d.s.Signal(Signal{Peer: Client, Kind: events.CloseFIN, Verified: true, OtherBusy: true}, d.tick())
+		}, events.ClientAbortInFlight, "result", events.CloseFIN, events.ErNetErrorOnWrite, "still sending"},
 		{"reset while the reply streams", func(d *driver) {
 			d.data(Client, app(60))
 			d.data(Server, app(16000))

@@ -94,3 +94,23 @@ func WaitReadable(c Conn) (Readiness, error) {
 func ResetSeen(c Conn) bool {
 	return c != nil && state(c.TCP()) == unix.BPF_TCP_CLOSE
 }
+
+// Acked returns how many bytes written to c its peer has acknowledged
+// (tcpi_bytes_acked): what reached it. ok is false for a connection with a
+// layer over its socket (TLS), whose socket bytes are not those written.
+func Acked(c Conn) (n uint64, ok bool) {
+	p, plain := c.(tcpConn)
+	if !plain {
+		return 0, false
+	}
+	rc, err := p.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	rc.Control(func(fd uintptr) {
+		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			n, ok = info.Bytes_acked, true
+		}
+	})
+	return n, ok
+}
