@@ -8,6 +8,7 @@ import (
 
 	"github.com/abortscope/abortscope/faults"
 	"github.com/abortscope/abortscope/protocol"
+	"github.com/abortscope/abortscope/session"
 )
 
 // benchResult is the reply the bench server streams for "S": a one-column
@@ -122,7 +123,9 @@ func BenchmarkRelay(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					p = &Proxy{Upstream: addr}
+					// The fake greeting offers TLS, which the bench server
+					// does not speak: no upstream TLS of the proxy's own.
+					p = &Proxy{Upstream: addr, UpstreamTLS: session.UpstreamOff}
 					if via != "proxy" {
 						p.Faults = faults.NewSet(1, nil)
 					}
