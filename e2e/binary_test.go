@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -51,6 +52,14 @@ func TestBinaryServe(t *testing.T) {
 		t.Fatalf("mariadb CLI through the proxy: %v\n%s", err, out)
 	}
 	cliConnID := strings.TrimSpace(string(out))
+	cliID, err := strconv.ParseUint(cliConnID, 10, 32)
+	if err != nil {
+		t.Fatalf("the CLI printed %q, not its connection id", out)
+	}
+	// The server counts an aborted client before the connection leaves
+	// its processlist (end_connection, then unlink_thd): once the CLI's
+	// is gone, it can no longer move the counter read below.
+	waitGone(t, uint32(cliID))
 
 	// An idle client that is still connected when the proxy stops.
 	gm, err := client.Connect(listen, "root", "", "")
@@ -61,6 +70,7 @@ func TestBinaryServe(t *testing.T) {
 	idle, idleID := gm.Conn.Conn, gm.GetConnectionID()
 
 	ctx := context.Background()
+	waitQuiet(t) // what earlier tests left behind is done counting
 	before, err := db.Status(ctx, "Aborted_clients")
 	if err != nil {
 		t.Fatal(err)
@@ -107,8 +117,10 @@ func TestBinaryServe(t *testing.T) {
 	if sd.Verdict != events.ProxyShutdown || sd.EndedBy != "proxy" || sd.Phase != "idle" || sd.ExpectedServerError != 0 {
 		t.Errorf("idle connection at shutdown: %+v", sd)
 	}
-	// COM_QUIT was sent for it: MariaDB counts no aborted client.
-	time.Sleep(200 * time.Millisecond)
+	// COM_QUIT was sent for it: MariaDB counts no aborted client. It
+	// would have counted one by the time the connection left its
+	// processlist.
+	waitGone(t, idleID)
 	after, err := db.Status(ctx, "Aborted_clients")
 	if err != nil {
 		t.Fatal(err)

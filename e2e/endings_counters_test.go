@@ -151,8 +151,9 @@ func TestEndCountersMidResult(t *testing.T) {
 			if _, err := io.CopyN(io.Discard, cli.out, 256<<10); err != nil {
 				t.Fatalf("reading the CLI's rows: %v", err)
 			}
-			time.Sleep(200 * time.Millisecond) // the CLI blocks on its full stdout
-			cli.kill9(t)
+			// The CLI blocks on its full stdout, and the rows behind pile
+			// up in its socket: killed with them unread, its kernel resets.
+			cli.kill9When(t, func(unread int) bool { return unread > 0 })
 			return cli.id
 		}, "rst", "COM_QUERY"},
 		{"pymysql_os_exit", func(t *testing.T, addr string) uint32 {
@@ -204,7 +205,7 @@ func TestEndCountersSlowQuery(t *testing.T) {
 		}
 		raw1.Close()
 		resetClose(t, raw2)
-		cli.kill9(t)
+		cli.kill9When(t, func(unread int) bool { return unread == 0 }) // nothing unread: its kernel sends FIN
 		return ids
 	})
 	fin := []string{"read vio_errno=1158 eof", readFailed}

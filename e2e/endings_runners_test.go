@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/abortscope/abortscope/internal/e2ekit"
 )
 
 // goSQL opens a database/sql pool with go-sql-driver that holds at most one
@@ -110,10 +112,18 @@ func (c *startedCLI) kill9(t testing.TB) {
 	c.cmd.Wait()
 }
 
+// kill9When is kill9 once ok holds for the bytes unread in the client's
+// socket: the kernel closes a killed program's socket with RST when unread
+// bytes sit in it, with FIN when none do.
+func (c *startedCLI) kill9When(t testing.TB, ok func(unread int) bool) {
+	t.Helper()
+	e2ekit.KillWhenUnread(t, c.cmd, ok)
+}
+
 // pyEndings is a PyMySQL client that prints its connection id, then ends
 // the way argv[5] says.
 const pyEndings = `
-import os, sys, time
+import array, fcntl, os, sys, termios, time
 import pymysql, pymysql.cursors
 host, port, user, pw, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 conn = pymysql.connect(host=host, port=port, user=user, password=pw, database="mysql",
@@ -134,7 +144,14 @@ elif mode == "exit_mid_fetch":
     cur.execute(sys.argv[6])
     rows = cur.fetchmany(100)
     print(len(rows), flush=True)
-    time.sleep(0.2)  # let the socket buffers fill up behind us
+    # Wait for the rows behind to reach the socket (FIONREAD is SIOCINQ).
+    unread = array.array('i', [0])
+    deadline = time.monotonic() + 15
+    while unread[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+        fcntl.ioctl(conn._sock.fileno(), termios.FIONREAD, unread)
+    if unread[0] == 0:
+        raise SystemExit("no unread bytes in the socket after 15 s")
     os._exit(0)  # no close, no COM_QUIT, unread data: the kernel resets
 else:
     raise SystemExit("unknown mode " + mode)

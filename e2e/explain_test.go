@@ -5,10 +5,12 @@ package e2e
 // names the setting of the library that connected (not the prose).
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,17 @@ import (
 
 	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/explain"
+)
+
+// The idle_ms thresholds of explain's cause table (the README's), which
+// tell the client-side causes apart.
+const (
+	// exitBeforeQuit: a client_no_quit idle less than this is
+	// exit_before_quit, else skipped_close.
+	exitBeforeQuit = 5 * time.Millisecond
+	// stalled: a client_abort_in_flight mid-result idle less than this is
+	// killed_mid_result, else client_stopped_reading.
+	stalled = time.Second
 )
 
 // checkCause checks ev's cause and that its advice mentions every one of
@@ -57,27 +70,45 @@ func TestCauseIdleTimeoutGoSQLDriver(t *testing.T) {
 
 // TestCauseKilledVsStoppedReading: two go-mysql clients read part of a large
 // result; one resets at once (a killed process), the other stops reading
-// for 1.5 s and then closes (a client-side timeout mid-result).
+// until the proxy has seen no byte for a second, and then closes (a
+// client-side timeout mid-result).
 func TestCauseKilledVsStoppedReading(t *testing.T) {
 	t.Parallel()
 	p := startProxy(t)
 	user, pass := newUser(t, "ckr")
 
 	killed, rawK := mustGoMySQL(t, p.Addr, user, pass)
+	began := time.Now()
 	streamSome(t, killed, 100)
 	resetClose(t, rawK)
 	ev := p.Events.ByServerConn(t, killed.GetConnectionID())
+	took := time.Since(began)
 	if ev.Verdict != events.ClientAbortInFlight || ev.Phase != "result" {
 		t.Fatalf("killed: %+v", ev)
 	}
-	checkCause(t, ev, explain.CauseKilledMidResult, explain.ByCode(explain.CauseKilledMidResult).Advice)
+	// idle_ms runs from the last byte the proxy relayed, after the query
+	// was sent, to the reset, before the event: it is under took. Only a
+	// machine so slow that took passed the threshold can make a prompt
+	// reset look stalled, and then the event's idle_ms decides.
+	want := explain.CauseKilledMidResult
+	if ms(took) < ev.IdleMS {
+		t.Errorf("killed: idle_ms %.3f, more than the %v from the query to the event", ev.IdleMS, took)
+	}
+	if ev.IdleMS >= ms(stalled) {
+		t.Logf("killed: %v from the query to the event, idle_ms %.3f: the reset looks stalled", took, ev.IdleMS)
+		want = explain.CauseClientStoppedReading
+	}
+	checkCause(t, ev, want, explain.ByCode(want).Advice)
 
 	slow, rawS := mustGoMySQL(t, p.Addr, user, pass)
 	streamSome(t, slow, 100)
-	time.Sleep(1500 * time.Millisecond) // the application does something slow, then gives up
+	// The application does something slow, then gives up: no byte moves
+	// until it closes, so the event's idle_ms is at least what the proxy
+	// shows now.
+	p.WaitIdleFor(t, slow.GetConnectionID(), stalled)
 	rawS.Close()
 	ev = p.Events.ByServerConn(t, slow.GetConnectionID())
-	if ev.Verdict != events.ClientAbortInFlight || ev.Phase != "result" || ev.IdleMS < 1000 {
+	if ev.Verdict != events.ClientAbortInFlight || ev.Phase != "result" || ev.IdleMS < ms(stalled) {
 		t.Fatalf("stopped reading: %+v", ev)
 	}
 	checkCause(t, ev, explain.CauseClientStoppedReading, explain.ByCode(explain.CauseClientStoppedReading).Advice)
@@ -181,26 +212,30 @@ func TestCauseSkippedCloseGoSQLDriver(t *testing.T) {
 	if err := pool.QueryRow("SELECT CONNECTION_ID()").Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // idle in the pool, then the process exits
+	// Idle in the pool past the threshold of exit_before_quit, by the
+	// proxy's clock; then the process exits.
+	p.WaitIdleFor(t, id, exitBeforeQuit)
 	raw.Close()
 	ev := p.Events.ByServerConn(t, id)
 	checkCause(t, ev, explain.CauseSkippedClose, "db.Close()")
 }
 
-// pySkip is a PyMySQL script that runs a query, idles a moment and exits
-// without conn.close().
+// pySkip is a PyMySQL script that runs a query, prints its connection id,
+// idles until a line comes on stdin and exits without conn.close().
 const pySkip = `
-import sys, time, pymysql
+import sys, pymysql
 conn = pymysql.connect(host=sys.argv[1], port=int(sys.argv[2]), user=sys.argv[3], password=sys.argv[4],
                        database="mysql", program_name="abortscope-e2e")
 with conn.cursor() as cur:
     cur.execute("SELECT 1")
     cur.fetchall()
-time.sleep(0.2)
+print(conn.thread_id(), flush=True)
+sys.stdin.readline()
 sys.exit(0)
 `
 
-// TestCauseSkippedClosePyMySQL: /usr/bin/python3 exits without close().
+// TestCauseSkippedClosePyMySQL: /usr/bin/python3 exits without close()
+// once idle past the threshold of exit_before_quit.
 func TestCauseSkippedClosePyMySQL(t *testing.T) {
 	t.Parallel()
 	p := startProxy(t)
@@ -208,9 +243,31 @@ func TestCauseSkippedClosePyMySQL(t *testing.T) {
 	host, port := hostPort(t, p.Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "/usr/bin/python3", "-c", pySkip, host, port, user, pass).CombinedOutput()
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", "-c", pySkip, host, port, user, pass)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		t.Fatalf("PyMySQL (make deps installs python3-pymysql): %v\n%s", err, out)
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start /usr/bin/python3 (make deps installs python3-pymysql): %v", err)
+	}
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	id, err := strconv.ParseUint(strings.TrimSpace(line), 10, 32)
+	if err != nil {
+		stdin.Close()
+		cmd.Wait() // stderr is complete
+		t.Fatalf("PyMySQL printed %q, not its connection id; stderr: %s", line, stderr.String())
+	}
+	p.WaitIdleFor(t, uint32(id), exitBeforeQuit)
+	stdin.Close() // the script reads the end of stdin and exits
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("PyMySQL: %v; stderr: %s", err, stderr.String())
 	}
 	ev := p.Events.Only(t, 1)[0]
 	if ev.Attrs["_client_name"] != "pymysql" || ev.Verdict != events.ClientNoQuit {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"io"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/abortscope/abortscope/faults"
+	"github.com/abortscope/abortscope/internal/e2ekit"
 )
 
 // recipe is one row: a rule, a client that walks into it, and what the
@@ -34,6 +36,8 @@ type recipe struct {
 // recipeRun is what a row's client gets.
 type recipeRun struct {
 	p          *testProxy
+	set        *faults.Set
+	rule       string // the rule's name in set
 	user, pass string
 }
 
@@ -149,11 +153,13 @@ var recipes = []recipe{{
 }, {
 	name: "reset_client_idle_cli",
 	rule: faults.Rule{Action: faults.ResetClient, Phase: "idle", NthCommand: 1},
-	// The CLI pauses before SELECT 2, so the reset finds the server idle
-	// (without the pause SELECT 2 can reach the server first and it logs
-	// a write error instead). The client then sees 2006 "Server has gone
-	// away" or 2013 "Lost connection", depending on when the RST lands.
-	run:   cliFails("SELECT 1; system sleep 0.3; SELECT 2", "ERROR (2006|2013)"),
+	// The rule fires as SELECT 1's reply ends and forwards it before it
+	// resets: SELECT 2, sent at once, could reach the server first (it
+	// then logs a write error instead). So the CLI sends SELECT 2 only
+	// once the event is out, the reset done with the server idle. The
+	// client then sees 2006 "Server has gone away" or 2013 "Lost
+	// connection", depending on whether the RST is in when it writes.
+	run:   cliAfterEvent("SELECT 1", "SELECT 2", "ERROR (2006|2013)"),
 	logs:  []string{logReadRST, abortRead},
 	event: faultWant{"idle", "proxy", "fault"},
 }, {
@@ -192,7 +198,7 @@ func TestFaultRecipes(t *testing.T) {
 			rule.Name, rule.User = rc.name, user
 			p, set := faultProxy(t, rule)
 			off := db.LogOffset()
-			clientErr := rc.run(t, recipeRun{p: p, user: user, pass: pass})
+			clientErr := rc.run(t, recipeRun{p: p, set: set, rule: rc.name, user: user, pass: pass})
 			ev := eventOf(t, p, user)
 			if ev.ServerConnID == 0 {
 				t.Fatalf("event without server_conn_id: %+v", ev)
@@ -268,25 +274,68 @@ func cliFails(q, wantErr string) func(*testing.T, recipeRun) any {
 	}
 }
 
-// blackholed sends a query into a blackhole: the client (readTimeout 1 s)
-// times out, and meanwhile the server shows the connection idle: the query
-// never reached it.
+// cliAfterEvent runs first in the mariadb client and, once the
+// connection's event is out (the proxy has closed both sides), second,
+// which must fail with wantErr, a regexp.
+func cliAfterEvent(first, second, wantErr string) func(*testing.T, recipeRun) any {
+	return func(t *testing.T, r recipeRun) any {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := mariadbCLI(t, ctx, r.p.Addr, r.user, r.pass) // batch mode: one statement per line of stdin
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(stdin, first+";\n")
+		eventOf(t, r.p, r.user)
+		io.WriteString(stdin, second+";\n")
+		stdin.Close()
+		err = cmd.Wait() // stdout: discarded
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || !regexp.MustCompile(wantErr).MatchString(stderr.String()) {
+			t.Errorf("mariadb: %s, then %s after the event: %v, stderr %q; want it to fail with %s", first, second, err, stderr.String(), wantErr)
+		}
+		return strings.TrimSpace(stderr.String())
+	}
+}
+
+// blackholeTable is where the blackholed statement would leave a row if it
+// ever ran.
+const blackholeTable = "e2e_faults.blackholed"
+
+// blackholed sends a statement into a blackhole: the client (readTimeout
+// 1 s) times out. The statement is an INSERT, so that whether it ran is
+// kept on the server: once the rule has fired (the proxy took the
+// statement in) and the server connection is gone (nothing more can run on
+// it), its row must not be there.
 func blackholed(t *testing.T, r recipeRun) any {
+	for _, q := range []string{"CREATE DATABASE IF NOT EXISTS e2e_faults",
+		"CREATE TABLE IF NOT EXISTS " + blackholeTable + " (who VARCHAR(80) NOT NULL)"} {
+		if _, err := db.DB().Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
 	c := sqlConn(t, r.p.Addr, r.user, r.pass, readTimeout(time.Second))
 	id := c.id(t)
 	done := make(chan error, 1)
-	go func() { done <- queryErr(c, "SELECT 'blackhole', SLEEP(5)") }()
-	time.Sleep(500 * time.Millisecond)
-	var command string
-	if err := db.DB().QueryRow("SELECT COMMAND FROM information_schema.PROCESSLIST WHERE ID = ?", id).Scan(&command); err != nil {
-		t.Fatal(err)
-	}
-	if command != "Sleep" {
-		t.Errorf("while the query is blackholed, the server shows connection %d as %q, want Sleep", id, command)
-	}
+	go func() { done <- queryErr(c, "INSERT INTO "+blackholeTable+" VALUES ('"+r.user+"')") }()
+	e2ekit.WaitFor(t, "the blackhole rule to fire", func() bool { return fired(t, r.set, r.rule) == 1 })
 	err := <-done
 	if !errors.Is(err, mysql.ErrInvalidConn) {
-		t.Errorf("blackholed query: %v, want invalid connection (read timeout)", err)
+		t.Errorf("blackholed statement: %v, want invalid connection (read timeout)", err)
+	}
+	waitGone(t, id)
+	var n int
+	if err := db.DB().QueryRow("SELECT COUNT(*) FROM "+blackholeTable+" WHERE who = ?", r.user).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("the blackholed INSERT ran on server connection %d (%d rows): it was passed on", id, n)
 	}
 	return err
 }

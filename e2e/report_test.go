@@ -52,8 +52,10 @@ func TestReportAndCorrelate(t *testing.T) {
 
 	gm, raw := mustGoMySQL(t, p.Addr, user, pass) // program_name abortscope-e2e
 	streamSome(t, gm, 100)
-	time.Sleep(100 * time.Millisecond) // the socket buffers fill behind us
-	raw.Close()                        // unread data: the kernel sends RST
+	if err := waitUnread(raw.TCPConn); err != nil { // the rows behind reach the socket
+		t.Fatal(err)
+	}
+	raw.Close() // unread data: the kernel sends RST
 	midResult := gm.GetConnectionID()
 
 	for range 4 {

@@ -77,22 +77,34 @@ func TestViewsConnectionsAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Close()
+	sent := time.Now()
 	if _, err := live.Execute("SELECT 'live'"); err != nil {
 		t.Fatal(err)
 	}
-	tp.Events.Only(t, 3)
-	time.Sleep(150 * time.Millisecond)
+	answered := time.Now()
+	// The three ended connections have left the live set once only the
+	// live one is relayed: their events are in, and no other can come.
+	tp.OnlyWithLive(t, 3, 1)
 
+	asked := time.Now()
 	var conns []proxy.ConnInfo
 	getJSON(t, url+"/connections", &conns)
+	got := time.Now()
 	if len(conns) != 1 {
 		t.Fatalf("/connections: %d connections, want 1: %+v", len(conns), conns)
 	}
 	c := conns[0]
 	if c.ServerConnID != live.GetConnectionID() || c.User != "root" || c.DB != "mysql" || c.Phase != "idle" ||
-		c.LastCommand != "COM_QUERY" || c.Query != "SELECT 'live'" || c.IdleMS < 100 || c.AgeMS < c.IdleMS ||
+		c.LastCommand != "COM_QUERY" || c.Query != "SELECT 'live'" || c.AgeMS < c.IdleMS ||
 		c.BytesFromClient == 0 || c.BytesFromServer == 0 {
 		t.Errorf("/connections entry: %+v", c)
+	}
+	// The live connection's last byte passed the proxy after the query
+	// was sent and before the client had its answer, and none since: its
+	// idle time at the GET is bounded by the test's own clock, however
+	// slow the machine.
+	if lo, hi := ms(asked.Sub(answered)), ms(got.Sub(sent)); c.IdleMS < lo || c.IdleMS > hi {
+		t.Errorf("/connections idle_ms %.3f, want between %.3f (since the answer) and %.3f (since the query)", c.IdleMS, lo, hi)
 	}
 
 	body := getText(t, url+"/metrics")
@@ -129,6 +141,9 @@ func TestViewsConnectionsAndMetrics(t *testing.T) {
 		t.Error("/metrics has no Go runtime metrics")
 	}
 }
+
+// ms is d in milliseconds, cut to the microsecond as the proxy's idle_ms is.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func getText(t testing.TB, url string) string {
 	t.Helper()

@@ -72,6 +72,20 @@ func startProxy(t *testing.T, configure func(*proxy.Proxy)) (addr string, sink *
 	return ln.Addr().String(), sink
 }
 
+// needLocalIP fails the test, saying why, unless a socket can be bound to
+// ip: a client the tests tell from the proxy (127.0.0.1) by its address
+// comes from 127.0.0.2, which a machine whose loopback interface holds only
+// 127.0.0.1/32 lacks. Without this a refused login would look like the
+// proxy refusing it.
+func needLocalIP(t *testing.T, ip string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatalf("this test needs a client address of %s on the loopback interface (Linux routes 127.0.0.0/8 to lo unless lo was given only 127.0.0.1/32): %v", ip, err)
+	}
+	ln.Close()
+}
+
 // client is one go-sql-driver connection whose socket the test holds, to
 // end it without COM_QUIT.
 type client struct {
@@ -84,6 +98,7 @@ type client struct {
 // set, the socket sends it first, as a load balancer would.
 func connect(t *testing.T, addr, localIP, user, header string) (*client, error) {
 	t.Helper()
+	needLocalIP(t, localIP)
 	c := &client{}
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, "pw", "tcp", addr

@@ -18,7 +18,7 @@ func accept(t testing.TB, network, addr string, dial func(addr string)) net.Conn
 	t.Helper()
 	ln, err := net.Listen(network, addr)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("listen %s %s: %v\nthis test needs %s", network, addr, err, needs(addr))
 	}
 	defer ln.Close()
 	dial(ln.Addr().String())
@@ -37,10 +37,28 @@ func dialSelf(t testing.TB, network string) func(string) {
 	return func(addr string) {
 		c, err := net.Dial(network, addr)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("dial %s %s: %v\nthis test needs %s", network, addr, err, needs(addr))
 		}
 		t.Cleanup(func() { c.Close() })
 	}
+}
+
+// needs names what a test on the loopback address addr needs of the
+// machine, for a failure message: a container without IPv6, or one whose
+// lo holds only 127.0.0.1, cannot run it.
+func needs(addr string) string {
+	host, _, _ := net.SplitHostPort(addr)
+	switch {
+	case host == "::1":
+		return "IPv6 on the loopback interface (::1; a machine with IPv6 disabled, e.g. net.ipv6.conf.lo.disable_ipv6=1, lacks it)"
+	case host == "::":
+		return "IPv6: a dual-stack listener on [::] (a machine with IPv6 disabled lacks it)"
+	case host == "127.0.0.2":
+		return "127.0.0.2 to reach the loopback interface (Linux routes all of 127.0.0.0/8 to lo unless lo was given only 127.0.0.1/32)"
+	case strings.HasPrefix(host, "::ffff:"):
+		return "a dual-stack IPv6 socket (net.ipv6.bindv6only=0) on the loopback interface"
+	}
+	return "TCP on the loopback interface (" + host + ")"
 }
 
 // TestRealSelf: the test process dials itself over each loopback form; the
@@ -80,6 +98,8 @@ func pyClient(t testing.TB, family, host string) (*exec.Cmd, func(string)) {
 	cmd := exec.Command("/usr/bin/python3", "-c", "import socket,sys,time;"+
 		"s=socket.socket(socket.AF_INET6 if sys.argv[1]=='6' else socket.AF_INET);"+
 		"s.connect((sys.argv[2],int(sys.argv[3])));print('connected',flush=True);time.sleep(60)", family, host)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	return cmd, func(addr string) {
 		_, port, _ := net.SplitHostPort(addr)
 		cmd.Args = append(cmd.Args, port)
@@ -96,7 +116,10 @@ func pyClient(t testing.TB, family, host string) (*exec.Cmd, func(string)) {
 			cmd.Wait()
 		})
 		if line, err := bufio.NewReader(out).ReadString('\n'); line != "connected\n" {
-			t.Fatalf("python3 client: %q %v", line, err)
+			cmd.Process.Kill()
+			cmd.Wait() // stderr is complete
+			t.Fatalf("python3 client to %s: %q %v; stderr: %s\nthis test needs %s", net.JoinHostPort(host, port), line, err, stderr.String(),
+				needs(net.JoinHostPort(host, port)))
 		}
 	}
 }
