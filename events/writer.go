@@ -3,8 +3,10 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 )
@@ -19,8 +21,11 @@ import (
 // to OnError, and the next line is tried as if nothing happened: one error
 // does not silence the lines after it. After a short write to a file, the
 // partial line is cut off again so the file holds whole lines only.
+//
+// Reopen switches the output between two lines (SIGHUP after logrotate):
+// the writer's goroutine does it, so no line straddles the two outputs.
 type Writer struct {
-	out     io.Writer
+	out     io.Writer // only the writer's goroutine uses it, once started
 	onError func(error)
 
 	// mu makes Close wait for the Emits in progress: Emit queues under the
@@ -29,6 +34,7 @@ type Writer struct {
 	mu     sync.RWMutex
 	closed bool
 	queue  chan []byte
+	reopen chan reopenRequest // unbuffered: taken only between two lines
 	stop   chan struct{}
 	done   chan struct{}
 
@@ -62,6 +68,7 @@ func NewWriter(out io.Writer, o WriterOptions) *Writer {
 		out:     out,
 		onError: o.OnError,
 		queue:   make(chan []byte, n),
+		reopen:  make(chan reopenRequest),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -118,6 +125,54 @@ func (w *Writer) Close(ctx context.Context) error {
 	}
 }
 
+// ErrClosed is Reopen's answer once Close has begun.
+var ErrClosed = errors.New("events: the writer is closed")
+
+// reopenRequest is a Reopen waiting for the writer's goroutine.
+type reopenRequest struct {
+	open func(old io.Writer) (io.Writer, error)
+	done chan error // buffered: the goroutine never waits for the caller
+}
+
+// Reopen has the writer's goroutine call open between two lines, and write
+// the lines after it to what open returns: after logrotate renamed the
+// events file, open opens its path again. While open runs no line is being
+// written, and the cut-off of a partial line before it is done, so a line
+// is never split between the two outputs nor cut off in the wrong one.
+// open is given the output in use; if it fails, or returns that output,
+// the lines go on to it. Lines emitted meanwhile wait in the queue.
+//
+// If ctx ends before the goroutine is free to take the request (a write is
+// stuck), open is not called and the error wraps ctx's; once taken, Reopen
+// waits for open. After Close it returns ErrClosed without calling open.
+func (w *Writer) Reopen(ctx context.Context, open func(old io.Writer) (io.Writer, error)) error {
+	req := reopenRequest{open: open, done: make(chan error, 1)}
+	select {
+	case w.reopen <- req:
+	case <-w.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("events: the writer is busy (a write does not return), not reopened: %w", ctx.Err())
+	}
+	return <-req.done
+}
+
+// doReopen carries out a Reopen on the writer's goroutine. A panic in open
+// is the caller's error, not the writer's: the output stays as it was.
+func (w *Writer) doReopen(req reopenRequest) {
+	var err error
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("events: reopening the output panicked: %v", r)
+		}
+		req.done <- err
+	}()
+	out, err := req.open(w.out)
+	if err == nil && out != nil {
+		w.out = out
+	}
+}
+
 // run is the writer goroutine: it writes queued lines until Close, then the
 // rest of the queue. A panic in the output or in OnError loses the line at
 // hand, not the process nor the lines after it.
@@ -139,6 +194,8 @@ func (w *Writer) drain() (closed bool) {
 		select {
 		case line := <-w.queue:
 			w.write(line)
+		case req := <-w.reopen:
+			w.doReopen(req)
 		case <-w.stop:
 			for {
 				select {
@@ -158,6 +215,12 @@ type truncater interface {
 	Truncate(size int64) error
 }
 
+// stater tells a file's size, to see whether the partial line is still
+// there to be cut off.
+type stater interface {
+	Stat() (os.FileInfo, error)
+}
+
 func (w *Writer) write(line []byte) {
 	n, err := w.out.Write(line)
 	if err == nil && n == len(line) {
@@ -169,23 +232,52 @@ func (w *Writer) write(line []byte) {
 	}
 	w.writeErrors.Add(1)
 	if n > 0 {
-		// A partial line (disk full) would tear the file: cut it off, and
-		// write the next line where it began (a file opened without
-		// O_APPEND, as a shell's `> file` opens it, would otherwise go on
-		// after a gap). This goroutine is the file's only writer, so the
-		// write position is where the partial line ends.
 		if t, ok := w.out.(truncater); ok {
-			if end, serr := t.Seek(0, io.SeekCurrent); serr == nil {
-				start := end - int64(n)
-				if terr := t.Truncate(start); terr != nil {
-					err = fmt.Errorf("%w (and the partial line could not be cut off: %v)", err, terr)
-				} else {
-					t.Seek(start, io.SeekStart)
-				}
+			if cerr := cutPartial(t, int64(n)); cerr != nil {
+				err = fmt.Errorf("%w (and the partial line could not be cut off: %v)", err, cerr)
 			}
 		}
 	}
 	if w.onError != nil {
 		w.onError(err)
 	}
+}
+
+// cutPartial takes back the n bytes of a line written only in part (a full
+// disk), which would tear the file, and puts the write position where the
+// next line belongs: a file opened without O_APPEND, as a shell's `> file`
+// opens it, would otherwise go on after a gap. This goroutine is the file's
+// only writer, so its write position is where the partial line ends.
+//
+// The file may have been truncated since the write (logrotate copytruncate):
+// the partial line then went with it, and truncating to where it began
+// would extend the file with NUL bytes instead, so the size is looked at
+// first. (A truncation between that look and the cut-off could still
+// extend it: it would need a full disk and logrotate in the same
+// microseconds.)
+func cutPartial(t truncater, n int64) error {
+	end, err := t.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil // a pipe: what was written is the reader's already
+	}
+	start, size := end-n, end
+	if s, ok := t.(stater); ok {
+		if fi, err := s.Stat(); err == nil {
+			size = fi.Size()
+		}
+	}
+	switch {
+	case size <= start: // truncated under us: nothing of the line is left
+		_, err = t.Seek(size, io.SeekStart)
+		return err
+	case size > end:
+		// Someone else appended after the partial line: cutting it off
+		// would take their bytes too.
+		return fmt.Errorf("the file grew past the partial line (%d bytes, another writer?)", size-end)
+	}
+	if err := t.Truncate(start); err != nil {
+		return err
+	}
+	_, err = t.Seek(start, io.SeekStart)
+	return err
 }

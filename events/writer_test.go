@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -290,5 +291,183 @@ func TestWriterSurvivesPanic(t *testing.T) {
 	closeWriter(t, w)
 	if st := w.Stats(); st.Written != 2 || st.WriteErrors != 1 {
 		t.Errorf("stats %+v, want 2 written and 1 error", st)
+	}
+}
+
+// TestWriterReopenBetweenLines: Reopen switches the output between two
+// lines under concurrent Emit (run with -race): open is never called while
+// a line is being written, each line goes whole to one output, none is
+// lost or written twice, and no line emitted after a Reopen returned goes
+// to an output it switched away from.
+func TestWriterReopenBetweenLines(t *testing.T) {
+	const goroutines, each, reopens = 8, 200, 50
+	outs := make([]*lineWriter, reopens+1)
+	for i := range outs {
+		outs[i] = &lineWriter{}
+	}
+	w := NewWriter(outs[0], WriterOptions{Queue: goroutines*each + reopens})
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				w.Emit(&Event{Event: "connection_ended", ConnID: uint64(g*each + i)})
+			}
+		}()
+	}
+	var midLine atomic.Int32
+	for r := range reopens {
+		err := w.Reopen(context.Background(), func(old io.Writer) (io.Writer, error) {
+			if old != outs[r] {
+				t.Errorf("reopen %d: open was given another output than the one in use", r)
+			}
+			if outs[r].in.Load() {
+				midLine.Add(1)
+			}
+			return outs[r+1], nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Emit(&Event{Event: "marker", ConnID: uint64(1_000_000 + r)})
+	}
+	wg.Wait()
+	closeWriter(t, w)
+	if n := midLine.Load(); n > 0 {
+		t.Errorf("open was called %d times while a line was being written", n)
+	}
+	if st := w.Stats(); st.Written != goroutines*each+reopens || st.Dropped != 0 || st.WriteErrors != 0 {
+		t.Errorf("stats %+v, want %d written", st, goroutines*each+reopens)
+	}
+	seen := map[uint64]bool{}
+	markers := 0
+	for o, out := range outs {
+		if out.overlap.Load() {
+			t.Errorf("output %d: Write called concurrently", o)
+		}
+		for _, wr := range out.writes {
+			var ev Event
+			if bytes.Count(wr, []byte("\n")) != 1 || json.Unmarshal(wr, &ev) != nil {
+				t.Fatalf("output %d: a Write call did not carry one whole line: %.80q", o, wr)
+			}
+			if seen[ev.ConnID] {
+				t.Errorf("conn_id %d written twice", ev.ConnID)
+			}
+			seen[ev.ConnID] = true
+			if ev.Event == "marker" {
+				markers++
+				if r := int(ev.ConnID - 1_000_000); o <= r {
+					t.Errorf("the line emitted after Reopen %d went to output %d, which it had switched away from", r, o)
+				}
+			}
+		}
+	}
+	if len(seen) != goroutines*each+reopens || markers != reopens {
+		t.Errorf("%d distinct lines (%d markers), want %d (%d)", len(seen), markers, goroutines*each+reopens, reopens)
+	}
+}
+
+// TestWriterReopenFailure: an open that fails, or panics, leaves the
+// output as it was and its error is Reopen's; the writer goes on.
+func TestWriterReopenFailure(t *testing.T) {
+	out, other := &lineWriter{}, &lineWriter{}
+	w := NewWriter(out, WriterOptions{})
+	errNoDir := errors.New("no such directory")
+	if err := w.Reopen(context.Background(), func(io.Writer) (io.Writer, error) { return other, errNoDir }); !errors.Is(err, errNoDir) {
+		t.Errorf("Reopen = %v, want open's error", err)
+	}
+	if err := w.Reopen(context.Background(), func(io.Writer) (io.Writer, error) { panic("open failed") }); err == nil || !strings.Contains(err.Error(), "open failed") {
+		t.Errorf("Reopen with a panicking open = %v, want an error saying so", err)
+	}
+	w.Emit(&Event{ConnID: 1})
+	closeWriter(t, w)
+	if len(out.writes) != 1 || len(other.writes) != 0 {
+		t.Errorf("%d lines to the first output, %d to the one a failed open returned; want 1 and 0", len(out.writes), len(other.writes))
+	}
+}
+
+// TestWriterReopenStuckOrClosed: with a write that does not return,
+// Reopen gives up at its deadline without calling open; after Close it
+// answers ErrClosed, again without calling open.
+func TestWriterReopenStuckOrClosed(t *testing.T) {
+	out := &blockedWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	w := NewWriter(out, WriterOptions{})
+	w.Emit(&Event{ConnID: 1})
+	<-out.entered
+	var called atomic.Bool
+	open := func(old io.Writer) (io.Writer, error) { called.Store(true); return old, nil }
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := w.Reopen(ctx, open); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Reopen with a stuck write = %v, want the deadline", err)
+	}
+	close(out.release)
+	closeWriter(t, w)
+	if err := w.Reopen(context.Background(), open); !errors.Is(err, ErrClosed) {
+		t.Errorf("Reopen after Close = %v, want ErrClosed", err)
+	}
+	if called.Load() {
+		t.Error("open was called")
+	}
+}
+
+// truncatedFile is an *os.File whose writes stop short after limit bytes
+// (a full disk) and, before the short write returns, is truncated to zero
+// by someone else: logrotate copytruncate between the partial line and
+// its cut-off.
+type truncatedFile struct {
+	*os.File
+	path  string
+	limit int
+}
+
+func (f *truncatedFile) Write(p []byte) (int, error) {
+	if len(p) <= f.limit {
+		return f.File.Write(p)
+	}
+	n, _ := f.File.Write(p[:f.limit])
+	if err := os.Truncate(f.path, 0); err != nil {
+		panic(err)
+	}
+	return n, errDiskFull
+}
+
+// TestWriterPartialLineTruncatedUnder: a partial line whose file was
+// truncated before the cut-off (copytruncate) is not "cut off" by extending
+// the file to where it began, which would fill it with NUL bytes: the next
+// line starts the file, with O_APPEND and without.
+func TestWriterPartialLineTruncatedUnder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		flag int
+	}{{"append", os.O_APPEND}, {"no append", os.O_TRUNC}} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "events.jsonl")
+			f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|tc.flag, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			w := NewWriter(&truncatedFile{File: f, path: path, limit: 1000}, WriterOptions{})
+			w.Emit(&Event{Event: "connection_ended", ConnID: 1})
+			w.Emit(&Event{Event: "connection_ended", ConnID: 2, Attrs: map[string]string{"big": strings.Repeat("x", 2000)}})
+			w.Emit(&Event{Event: "connection_ended", ConnID: 3})
+			closeWriter(t, w)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.IndexByte(data, 0) >= 0 {
+				t.Fatalf("NUL bytes in the file (%d bytes): the cut-off extended the truncated file", len(data))
+			}
+			var ev Event
+			if bytes.Count(data, []byte("\n")) != 1 || json.Unmarshal(data, &ev) != nil || ev.ConnID != 3 {
+				t.Errorf("file %q, want line 3 alone", data)
+			}
+			if st := w.Stats(); st.Written != 2 || st.WriteErrors != 1 {
+				t.Errorf("stats %+v", st)
+			}
+		})
 	}
 }
