@@ -4,6 +4,7 @@
 package admin
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"net"
 	"net/http"
@@ -39,6 +40,9 @@ type Options struct {
 	// Clients returns the per-client summaries for GET /clients (a
 	// report.Aggregator's Summaries). If nil, not served.
 	Clients func() []report.Summary
+	// Token, if set, must come as "Authorization: Bearer <Token>" with
+	// every request but GET /healthz (Handler); others get 401.
+	Token string
 }
 
 // NewMux returns the admin API's routes.
@@ -72,13 +76,19 @@ func NewMux(o Options) *http.ServeMux {
 // and reads /connections and /clients as "same origin".
 func Handler(o Options, allowRemote bool) http.Handler {
 	mux := NewMux(o)
-	if allowRemote {
-		return mux
-	}
+	want := []byte("Bearer " + o.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !loopbackHost(r.Host) {
+		if !allowRemote && !loopbackHost(r.Host) {
 			writeJSON(w, http.StatusForbidden, map[string]string{
 				"error": "the admin API answers only requests addressed to a loopback host (127.0.0.1, [::1], localhost); start serve with --admin-allow-remote to change that",
+			})
+			return
+		}
+		if o.Token != "" && r.URL.Path != "/healthz" &&
+			subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="abortscope"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{
+				"error": "the admin API wants its token: Authorization: Bearer <token> (abortscope fault and report take --admin-token-file)",
 			})
 			return
 		}

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"github.com/abortscope/abortscope/proxy"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -133,5 +134,36 @@ func TestHandlerRefusesForeignHost(t *testing.T) {
 	Handler(Options{}, true).ServeHTTP(w, r)
 	if w.Code != http.StatusOK {
 		t.Errorf("with allowRemote: %d", w.Code)
+	}
+}
+
+// TestHandlerToken: with a token, every endpoint but /healthz wants it as
+// a bearer token; a wrong one or none gets 401.
+func TestHandlerToken(t *testing.T) {
+	h := Handler(Options{Token: "s3cret", Connections: func() []proxy.ConnInfo { return nil }}, true)
+	for _, tc := range []struct {
+		path, auth string
+		want       int
+	}{
+		{"/healthz", "", http.StatusOK},
+		{"/connections", "", http.StatusUnauthorized},
+		{"/connections", "Bearer wrong", http.StatusUnauthorized},
+		{"/connections", "Bearer s3cret-and-more", http.StatusUnauthorized},
+		{"/connections", "s3cret", http.StatusUnauthorized},
+		{"/connections", "Bearer s3cret", http.StatusOK},
+		{"/faults", "", http.StatusUnauthorized},
+	} {
+		r := httptest.NewRequest("GET", tc.path, nil)
+		if tc.auth != "" {
+			r.Header.Set("Authorization", tc.auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("%s with %q: %d, want %d", tc.path, tc.auth, w.Code, tc.want)
+		}
+		if w.Code == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+			t.Errorf("%s: 401 without WWW-Authenticate", tc.path)
+		}
 	}
 }

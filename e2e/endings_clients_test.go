@@ -148,7 +148,7 @@ func TestEndUpstreamDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	out, err := mariadbCLI(t, ctx, p.Addr, "nobody", "x", "-e", "SELECT 1").CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "ERROR 1105 (08S01)") || !strings.Contains(string(out), "cannot connect to upstream") {
+	if err == nil || !strings.Contains(string(out), "ERROR 1105 (08S01)") || !strings.Contains(string(out), "cannot connect to the database server") {
 		t.Errorf("mariadb CLI through a proxy whose upstream is down: %v, output %q; want ERROR 1105 (08S01) from abortscope", err, out)
 	}
 

@@ -109,8 +109,11 @@ const (
 	// as it does: nothing is wrong, MariaDB logs nothing.
 	BinlogDumpEnd       Verdict = "binlog_dump_end"
 	UpstreamUnreachable Verdict = "upstream_unreachable"
-	ProxyShutdown       Verdict = "proxy_shutdown"
-	FaultInjected       Verdict = "fault_injected"
+	// ProxyLimit: abortscope refused the client because --max-connections
+	// connections were being relayed; the client got ERR 1040.
+	ProxyLimit    Verdict = "proxy_limit"
+	ProxyShutdown Verdict = "proxy_shutdown"
+	FaultInjected Verdict = "fault_injected"
 	// InternalError is an ending abortscope could not judge because its own
 	// code failed (a recovered panic); the event still says who and when.
 	InternalError Verdict = "internal_error"
@@ -119,7 +122,7 @@ const (
 // Verdicts lists every verdict, in the README's order.
 func Verdicts() []Verdict {
 	return []Verdict{Clean, ClientNoQuit, ClientReset, ClientAbortInFlight, HandshakeAbort, AuthFailed,
-		ServerClosed, ServerError, ServerReset, ServerIdleTimeout, ServerConnectTimeout, BinlogDumpEnd, UpstreamUnreachable, ProxyShutdown,
+		ServerClosed, ServerError, ServerReset, ServerIdleTimeout, ServerConnectTimeout, BinlogDumpEnd, UpstreamUnreachable, ProxyLimit, ProxyShutdown,
 		FaultInjected, InternalError}
 }
 

@@ -37,6 +37,7 @@ const (
 	CauseUpstreamTLS            = "upstream_tls"
 	CauseInternalError          = "internal_error"
 	CauseUpstreamUnreachable    = "upstream_unreachable"
+	CauseProxyMaxConnections    = "proxy_max_connections"
 	CauseProxyShutdown          = "proxy_shutdown"
 	CauseFaultInjected          = "fault_injected"
 	CauseUnknown                = "unknown"
@@ -271,6 +272,11 @@ var Causes = []Cause{
 		ServerLog: "nothing (it never got there)",
 		Advice:    "abortscope could not reach the server; check `--upstream`, that the server is up and the network between them.",
 		match:     verdict(events.UpstreamUnreachable)},
+	{Code: CauseProxyMaxConnections, Title: "abortscope's connection limit",
+		Covers:    "`proxy_limit`: `--max-connections` connections were being relayed; the client got ERR 1040 (Too many connections)",
+		ServerLog: "nothing (the server was not dialed)",
+		Advice:    "More clients connected at once than abortscope's `--max-connections` allows: raise it (keep it below the server's `max_connections`), or lower the clients' pool sizes.",
+		match:     verdict(events.ProxyLimit)},
 	{Code: CauseProxyShutdown, Title: "abortscope stopped",
 		Covers:    "`proxy_shutdown`",
 		ServerLog: "nothing for idle connections (the proxy sends `COM_QUIT`); 1158 if cut while the server computed, 1160 mid-reply",

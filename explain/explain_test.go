@@ -20,6 +20,7 @@ func TestAnnotate(t *testing.T) {
 		advice string // a substring the advice must hold
 	}{
 		{"clean", events.Event{Verdict: "clean", Close: "quit"}, CauseClean, "Nothing"},
+		{"proxy limit", events.Event{Verdict: "proxy_limit", Close: "err_packet"}, CauseProxyMaxConnections, "--max-connections"},
 		{"binlog dump end", events.Event{Verdict: "binlog_dump_end", Close: "fin"}, CauseBinlogDumpEnd, "--stop-never"},
 		{"connect timeout", events.Event{Verdict: "server_connect_timeout", Close: "rst"}, CauseConnectTimeout, "connect_timeout"},
 		{"no_quit pymysql", events.Event{Verdict: "client_no_quit", Close: "fin", IdleMS: 300, Attrs: py}, CauseSkippedClose, "conn.close()"},

@@ -74,12 +74,18 @@ func newConn(p *Proxy, client net.Conn) *conn {
 
 // run is the connection's goroutine: it serves the connection to its end
 // and emits its one event, also after a panic.
-func (c *conn) run(draining bool) {
+func (c *conn) run(draining, over bool) {
 	defer c.p.wg.Done()
 	defer c.finish()
 	defer c.guard("connection handler")
-	if draining {
+	switch {
+	case draining:
 		c.carry(session.Client, c.refuse())
+		return
+	case over:
+		var p session.Plan
+		c.with(func(s *session.Session) { p = s.RefuseLimit(c.p.MaxConnections, time.Now()) })
+		c.carry(session.Client, p)
 		return
 	}
 	c.serve()

@@ -81,6 +81,9 @@ type fakeServer struct {
 	onQuery func(s *fakeSession, q string) (handled bool, err error)
 	// greetGate, when set, holds every greeting until it is closed.
 	greetGate chan struct{}
+	// loginGate, when set, holds every answer to a handshake response
+	// until it is closed.
+	loginGate chan struct{}
 
 	mu   sync.Mutex
 	live map[uint32]*net.TCPConn
@@ -251,6 +254,13 @@ func (f *fakeServer) run(s *fakeSession) {
 		return
 	}
 	s.caps, s.User, s.DB = r.Caps&fakeCaps, r.User, r.DB
+	if f.loginGate != nil {
+		select {
+		case <-f.loginGate:
+		case <-f.closing:
+			return
+		}
+	}
 	if f.authFail {
 		msg := fmt.Sprintf("Access denied for user '%s'@'localhost' (using password: YES)", r.User)
 		s.write(s.packet(nil, protocol.AppendERR(nil, 1045, "28000", msg)))

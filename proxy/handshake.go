@@ -90,6 +90,10 @@ func (r *packetReader) fill(src transport.Conn, n int) error {
 // start; false means the connection ended in it.
 func (c *conn) handshake(cbuf, sbuf []byte) bool {
 	readers := [2]packetReader{session.Client: {buf: cbuf}, session.Server: {buf: sbuf}}
+	var deadline time.Time // --handshake-timeout, from the accept
+	if t := c.p.handshakeTimeout(); t > 0 {
+		deadline = c.started.Add(t)
+	}
 	for {
 		// Either may have become TLS over its socket since the last packet.
 		socks := [2]transport.Conn{session.Client: c.clientConn(), session.Server: c.upstream()}
@@ -103,7 +107,13 @@ func (c *conn) handshake(cbuf, sbuf []byte) bool {
 		if from == session.Server {
 			other = session.Client
 		}
-		pkt, big, err, seen := c.readWatched(&readers[from], socks[from], socks[other], other == session.Server)
+		pkt, big, err, seen := c.readWatched(&readers[from], socks[from], socks[other], other == session.Server, deadline)
+		if errors.Is(err, errHandshakeTimeout) {
+			var p session.Plan
+			c.with(func(s *session.Session) { p = s.HandshakeTimeout(c.p.handshakeTimeout(), time.Now()) })
+			c.carry(from, p)
+			return false
+		}
 		switch seen {
 		case transport.Reset:
 			// The watcher's peek took the reset's error: say it here,
@@ -115,7 +125,15 @@ func (c *conn) handshake(cbuf, sbuf []byte) bool {
 		case transport.EOF, transport.Data:
 			// The other side spoke, or left, out of turn: hear it out.
 			from = other
+			socks[from].SetReadDeadline(deadline)
 			pkt, big, err = readers[from].next(socks[from])
+			socks[from].SetReadDeadline(time.Time{})
+			if err != nil && transport.Classify(socks[from], err).Deadline {
+				var p session.Plan
+				c.with(func(s *session.Session) { p = s.HandshakeTimeout(c.p.handshakeTimeout(), time.Now()) })
+				c.carry(from, p)
+				return false
+			}
 		}
 		if err != nil {
 			if r := &readers[from]; r.have > 0 && !transport.Classify(socks[from], err).Ours {
@@ -139,7 +157,7 @@ func (c *conn) handshake(cbuf, sbuf []byte) bool {
 		if !c.carry(from, c.data(from, pkt)) {
 			return false
 		}
-		if big && !c.passRest(from, socks[from], pkt, readers[from].buf) {
+		if big && !c.passRest(from, socks[from], pkt, readers[from].buf, deadline) {
 			return false
 		}
 		if from == session.Client && transport.ResetSeen(socks[from]) {
@@ -156,9 +174,24 @@ func (c *conn) handshake(cbuf, sbuf []byte) bool {
 // errPeekedReset is the error of a reset the handshake watcher found.
 var errPeekedReset = errors.New("connection reset by peer (seen while waiting for the other side)")
 
-// passRest relays the payload of a packet too large to edit, as it comes.
-func (c *conn) passRest(from session.Peer, src transport.Conn, hdr, buf []byte) bool {
+// errHandshakeTimeout says the connection phase outlasted
+// --handshake-timeout.
+var errHandshakeTimeout = errors.New("handshake timeout")
+
+// sooner returns the earlier of a and b, a zero b being no bound.
+func sooner(a, b time.Time) time.Time {
+	if !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// passRest relays the payload of a packet too large to edit, as it comes,
+// until deadline (--handshake-timeout; zero: none).
+func (c *conn) passRest(from session.Peer, src transport.Conn, hdr, buf []byte, deadline time.Time) bool {
 	left := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
+	src.SetReadDeadline(deadline)
+	defer src.SetReadDeadline(time.Time{})
 	for left > 0 {
 		n, err := src.Read(buf[:min(left, len(buf))])
 		if n > 0 {
@@ -168,9 +201,17 @@ func (c *conn) passRest(from session.Peer, src transport.Conn, hdr, buf []byte) 
 			}
 		}
 		if err != nil {
-			if from == session.Client && transport.Classify(src, err).Deadline {
-				src.SetReadDeadline(time.Time{}) // a drain's wake-up: let it log in
-				continue
+			if transport.Classify(src, err).Deadline {
+				if !deadline.IsZero() && !time.Now().Before(deadline) {
+					var p session.Plan
+					c.with(func(s *session.Session) { p = s.HandshakeTimeout(c.p.handshakeTimeout(), time.Now()) })
+					c.carry(from, p)
+					return false
+				}
+				if from == session.Client {
+					src.SetReadDeadline(deadline) // a drain's wake-up: let it log in
+					continue
+				}
 			}
 			c.readFailed(from, src, err)
 			return false
@@ -185,15 +226,22 @@ func (c *conn) passRest(from session.Peer, src transport.Conn, hdr, buf []byte) 
 // TCP health check does right after connecting), the read is interrupted
 // and keeps its place, and seen says what the watcher found. Data the
 // client sends out of turn (a pipelined command) waits for the relays.
-func (c *conn) readWatched(r *packetReader, src, other transport.Conn, otherIsServer bool) (pkt []byte, big bool, err error, seen transport.Readiness) {
+//
+// The whole connection phase ends at deadline (if not zero): a read still
+// waiting then returns errHandshakeTimeout.
+func (c *conn) readWatched(r *packetReader, src, other transport.Conn, otherIsServer bool, deadline time.Time) (pkt []byte, big bool, err error, seen transport.Readiness) {
 	// Most turns end within a millisecond: the watcher (a goroutine,
 	// started and stopped) is needed only for a side that takes longer.
-	src.SetReadDeadline(time.Now().Add(watchAfter))
+	src.SetReadDeadline(sooner(time.Now().Add(watchAfter), deadline))
 	pkt, big, err = r.next(src)
 	src.SetReadDeadline(time.Time{})
 	if err == nil || !transport.Classify(src, err).Deadline {
 		return pkt, big, err, 0
 	}
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
+		return nil, false, errHandshakeTimeout, 0
+	}
+	src.SetReadDeadline(deadline)
 	var found atomic.Uint32 // a transport.Readiness
 	done := make(chan struct{})
 	go func() {
@@ -206,14 +254,19 @@ func (c *conn) readWatched(r *packetReader, src, other transport.Conn, otherIsSe
 		found.Store(uint32(rd))
 		src.SetReadDeadline(time.Unix(1, 0))
 	}()
+	timedOut := false
 	for {
 		pkt, big, err = r.next(src)
 		if err == nil || !transport.Classify(src, err).Deadline || found.Load() != 0 {
 			break
 		}
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			timedOut = true
+			break
+		}
 		// A drain's wake-up: a connection still logging in is let log in,
 		// then quits at rest (the client pump looks at the drain first).
-		src.SetReadDeadline(time.Time{})
+		src.SetReadDeadline(deadline)
 		if found.Load() != 0 { // the watcher woke it just now: its wake-up was cleared
 			err = os.ErrDeadlineExceeded
 			break
@@ -223,8 +276,11 @@ func (c *conn) readWatched(r *packetReader, src, other transport.Conn, otherIsSe
 	other.SetReadDeadline(time.Unix(1, 0))
 	<-done
 	other.SetReadDeadline(time.Time{})
+	src.SetReadDeadline(time.Time{}) // the relays read without one
+	if timedOut && found.Load() == 0 {
+		return nil, false, errHandshakeTimeout, 0
+	}
 	if seen = transport.Readiness(found.Load()); seen != 0 {
-		src.SetReadDeadline(time.Time{})
 		if err != nil {
 			return nil, false, nil, seen
 		}

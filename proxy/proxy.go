@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/faults"
@@ -92,6 +93,25 @@ type Proxy struct {
 	// TLSHandshakeTimeout bounds each TLS handshake. If zero, 10 s.
 	TLSHandshakeTimeout time.Duration
 
+	// MaxConnections bounds the connections relayed at once; one more is
+	// refused with ERR 1040 (Too many connections) and an event saying
+	// proxy_limit, without dialing the upstream. If zero, unlimited.
+	MaxConnections int
+	// HandshakeTimeout bounds the connection phase, from accept to the
+	// login's OK: a client that says nothing, or logs in too slowly, gets
+	// an ERR where the protocol allows one and the event says
+	// handshake_abort. If zero, 10 s; negative, none.
+	HandshakeTimeout time.Duration
+	// UpstreamKeepAlive is the idle time before TCP keepalive probes on
+	// upstream connections (then every UpstreamKeepAlive/3, 3 probes), so
+	// a server that vanished is noticed. If zero, 15 s; negative, off.
+	UpstreamKeepAlive time.Duration
+	// UpstreamUserTimeout is TCP_USER_TIMEOUT on upstream connections:
+	// how long sent data (keepalive probes included) may stay
+	// unacknowledged before the connection is dropped. If zero, 30 s;
+	// negative, the kernel's default (about 15 minutes of retransmits).
+	UpstreamUserTimeout time.Duration
+
 	nextID   atomic.Uint64
 	draining atomic.Bool
 	warned   sync.Map // warnings logged once per proxy
@@ -121,7 +141,48 @@ func (p *Proxy) dialer() Dialer {
 	if p.Dialer != nil {
 		return p.Dialer
 	}
-	return &net.Dialer{Timeout: p.dialTimeout(), KeepAlive: 15 * time.Second}
+	d := &net.Dialer{Timeout: p.dialTimeout()}
+	switch ka := p.UpstreamKeepAlive; {
+	case ka < 0:
+		d.KeepAlive = -1
+	default:
+		if ka == 0 {
+			ka = 15 * time.Second
+		}
+		d.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: ka, Interval: max(ka/3, time.Second), Count: 3}
+	}
+	if ut := p.upstreamUserTimeout(); ut > 0 {
+		d.Control = func(network, address string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(ut.Milliseconds()))
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	return d
+}
+
+func (p *Proxy) upstreamUserTimeout() time.Duration {
+	switch {
+	case p.UpstreamUserTimeout < 0:
+		return 0
+	case p.UpstreamUserTimeout == 0:
+		return 30 * time.Second
+	}
+	return p.UpstreamUserTimeout
+}
+
+func (p *Proxy) handshakeTimeout() time.Duration {
+	switch {
+	case p.HandshakeTimeout < 0:
+		return 0
+	case p.HandshakeTimeout == 0:
+		return 10 * time.Second
+	}
+	return p.HandshakeTimeout
 }
 
 func (p *Proxy) dialTimeout() time.Duration {
@@ -223,11 +284,12 @@ func (p *Proxy) start(client net.Conn) {
 	if p.conns == nil {
 		p.conns = make(map[*conn]struct{})
 	}
+	over := p.MaxConnections > 0 && len(p.conns) >= p.MaxConnections
 	p.conns[c] = struct{}{}
 	p.wg.Add(1)
 	draining := p.draining.Load()
 	p.mu.Unlock()
-	go c.run(draining)
+	go c.run(draining, over)
 }
 
 // live returns the connections being relayed.

@@ -23,6 +23,9 @@ func (s *Session) Event(now time.Time) *events.Event {
 	if s.tls.passthrough && j.verdict == events.HandshakeAbort && j.by == events.ByClient {
 		j.expected = s.tlsHandshakeAbortError()
 	}
+	if s.limited {
+		j.verdict = events.ProxyLimit
+	}
 	if s.fault != nil {
 		j = judgeFault(j, s.fault, s.faultPhase)
 	}

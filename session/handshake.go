@@ -1,8 +1,12 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/abortscope/abortscope/events"
@@ -41,6 +45,35 @@ const erServerShutdown = 1053
 
 // lastWordTimeout bounds writing the proxy's own last packet to a peer.
 const lastWordTimeout = 5 * time.Second
+
+// What clients are told is what they can act on, never the proxy's
+// internals (the upstream's address, its configuration, Go errors): the
+// event and the operator's log keep the detail.
+
+// errUpstreamTLSText is a client's ERR when the proxy's TLS to the server
+// failed or was impossible.
+const errUpstreamTLSText = "abortscope: cannot connect securely to the database server"
+
+// reasonOf names the kind of network failure err is, in a few words that
+// carry no address.
+func reasonOf(err error) string {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return "connection closed"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "connection reset"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "no route to host"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	case errors.As(err, new(*net.DNSError)):
+		return "name not resolved"
+	}
+	return "network error"
+}
 
 // errPacket returns a whole ERR packet.
 func errPacket(seq byte, code uint16, state, msg string) []byte {
@@ -91,7 +124,7 @@ func whole(b []byte) bool {
 // goes to the client (it is not speaking MySQL); the event and the log say
 // why.
 func (s *Session) refuseHeader(now time.Time) Plan {
-	why := fmt.Sprintf("from %s, which is not in AcceptProxyProtocol (--accept-proxy-protocol)", s.cfg.PeerAddr)
+	why := fmt.Sprintf("from %s, which is not in --accept-proxy-protocol", s.cfg.PeerAddr)
 	if s.cfg.HeaderRead {
 		why = fmt.Sprintf("a second one from %s, after the header it already sent", s.cfg.PeerAddr)
 	}
@@ -110,7 +143,7 @@ func (s *Session) DialFailed(err error, now time.Time) Plan {
 		return s.closes(Plan{Client: CloseAll, Stop: true})
 	}
 	return s.closes(Plan{
-		ToClient: errPacket(0, erUpstreamUnreachable, "08S01", "abortscope: cannot connect to upstream MariaDB: "+err.Error()),
+		ToClient: errPacket(0, erUpstreamUnreachable, "08S01", "abortscope: cannot connect to the database server ("+reasonOf(err)+")"),
 		Client:   CloseAll, Stop: true, WriteTimeout: lastWordTimeout,
 	})
 }
@@ -139,7 +172,7 @@ func (s *Session) HeaderFailed(err error, kind events.CloseKind, malformed, drai
 		return s.closes(Plan{ToClient: errPacket(0, erServerShutdown, "08S01", "abortscope: proxy is shutting down"),
 			Client: CloseAll, Stop: true, WriteTimeout: lastWordTimeout})
 	}
-	err = fmt.Errorf("abortscope: no valid PROXY protocol header from %s, which must send one (AcceptProxyProtocol): %w", s.cfg.PeerAddr, err)
+	err = fmt.Errorf("abortscope: no valid PROXY protocol header from %s, which must send one (--accept-proxy-protocol): %w", s.cfg.PeerAddr, err)
 	var recorded bool
 	if malformed {
 		recorded = s.decide(events.CloseFIN, err, now)
@@ -152,7 +185,14 @@ func (s *Session) HeaderFailed(err error, kind events.CloseKind, malformed, drai
 	}
 	p.Warn = "connection refused: no valid PROXY protocol header from a peer that must send one: " + errors.Unwrap(err).Error()
 	if malformed || timeout {
-		p.ToClient = errPacket(0, erHandshakeError, "08S01", err.Error())
+		// The client is told what to do and what was wrong with what it
+		// sent, not the proxy's configuration or addresses: the event and
+		// the log keep those.
+		why := "timeout: none came in time"
+		if malformed {
+			why = strings.TrimPrefix(errors.Unwrap(err).Error(), "proxyproto: ")
+		}
+		p.ToClient = errPacket(0, erHandshakeError, "08S01", "abortscope: this port requires a PROXY protocol header first ("+why+")")
 	}
 	return s.closes(p)
 }

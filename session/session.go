@@ -70,6 +70,11 @@ type Session struct {
 	warn      string // for the operator, with the next plan
 	tls       tlsState
 
+	// Limits (limits.go): refused for --max-connections; the sequence id
+	// of the client's last packet in the connection phase.
+	limited     bool
+	hsClientSeq byte
+
 	// Drain on shutdown (drain.go).
 	draining bool
 	quit     bool // the proxy said COM_QUIT for the client
@@ -135,6 +140,11 @@ func (s *Session) Data(from Peer, b []byte, now time.Time) Plan {
 	if s.quit {
 		return Plan{} // the proxy quit for the client; nothing more goes on
 	}
+	if from == Client && len(b) >= 4 {
+		if _, done := s.tr.Expecting(); !done {
+			s.hsClientSeq = b[3] // whole packets in the connection phase
+		}
+	}
 	if !s.responded {
 		if p, handled := s.handshake(from, b, now); handled {
 			return s.finish(from, p)
@@ -187,7 +197,7 @@ func (s *Session) Signal(sig Signal, now time.Time) Plan {
 		if first && s.marks == 1 && s.tr.Progress().BytesFromServer == 0 {
 			// Nothing came from the server yet (the PROXY header toward it
 			// failed): the client is told why.
-			p.ToClient = errPacket(0, erUpstreamUnreachable, "08S01", "abortscope: "+errText(sig.Err))
+			p.ToClient = errPacket(0, erUpstreamUnreachable, "08S01", "abortscope: the database server closed the connection ("+reasonOf(sig.Err)+")")
 			p.Client, p.WriteTimeout = CloseAll, lastWordTimeout
 		}
 	case sig.Peer == Client && sig.Kind == events.CloseFIN && (s.tlsHandshaking() || s.tr.Phase() == protocol.PhaseBinlog):
@@ -314,11 +324,4 @@ func (s *Session) Query(q string) string {
 		q = s.cfg.Redact(q)
 	}
 	return q
-}
-
-func errText(err error) string {
-	if err == nil {
-		return "connection closed"
-	}
-	return err.Error()
 }

@@ -117,7 +117,7 @@ func (s *Session) sslRequest(b []byte, now time.Time) Plan {
 		// 1235 ER_NOT_SUPPORTED_YET: a server-range number, which Connector/C
 		// shows as sent (it rejects client-range ones such as 2026).
 		return Plan{
-			ToClient: errPacket(2, 1235, "08004", "abortscope: TLS is turned off in this proxy (--client-tls strip); connect without TLS"),
+			ToClient: errPacket(2, 1235, "08004", "abortscope: TLS is not available through this proxy; connect without TLS"),
 			Client:   CloseAll, Server: CloseAll,
 			Warn:         "a client asked for TLS, which --client-tls strip refuses: it must connect without TLS",
 			WriteTimeout: lastWordTimeout,
@@ -147,7 +147,7 @@ func (s *Session) upstreamFor(b []byte, now time.Time) (Plan, bool) {
 			err := fmt.Errorf("abortscope: the upstream does not offer TLS, which --upstream-tls %s requires", s.cfg.UpstreamTLS)
 			s.decide(events.CloseERRPacket, err, now)
 			s.tls.failed = events.TLSUpstreamMissing
-			return Plan{ToClient: errPacket(b[3]+1, erUpstreamUnreachable, "08S01", err.Error()),
+			return Plan{ToClient: errPacket(b[3]+1, erUpstreamUnreachable, "08S01", errUpstreamTLSText),
 				Client: CloseAll, Server: CloseAll, WriteTimeout: lastWordTimeout}, true
 		}
 		want = true
@@ -192,7 +192,7 @@ func (s *Session) TLSFailed(peer Peer, err error, rejectedCert bool, now time.Ti
 	if s.tls.clientAsked {
 		seq = 3
 	}
-	return s.closes(Plan{ToClient: errPacket(seq, erUpstreamUnreachable, "08S01", err.Error()),
+	return s.closes(Plan{ToClient: errPacket(seq, erUpstreamUnreachable, "08S01", errUpstreamTLSText),
 		Client: CloseAll, Server: CloseAll, Stop: true, WriteTimeout: lastWordTimeout})
 }
 
@@ -235,7 +235,10 @@ func (s *Session) tlsError(e ending, snap protocol.Snapshot) string {
 		return s.tls.failed
 	}
 	offered := s.cfg.ClientTLS == Terminate || s.cfg.ClientTLS != Strip && s.tls.serverOffers
-	if e.by == events.ByClient && snap.Greeted && snap.BytesFromClient == 0 && !offered {
+	// Such a client read the greeting, then left: one that left before
+	// the greeting reached the proxy (phase connect: a TCP health check
+	// that connects and closes) cannot have judged it.
+	if e.by == events.ByClient && e.phase == protocol.PhaseHandshake && snap.BytesFromClient == 0 && !offered {
 		return events.TLSClientRequired
 	}
 	// Under terminate, a client that completed TLS and then left without

@@ -87,7 +87,7 @@ func judge(e ending, s protocol.Snapshot) judgement {
 		// The proxy ended it for a reason of its own that is none of the
 		// above: its own code failed (a recovered panic), or it refused
 		// the client (a PROXY header, TLS) before the login.
-		if e.close == events.CloseERRPacket || !s.Authenticated && e.close == events.CloseFIN {
+		if e.close == events.CloseERRPacket || !s.Authenticated && (e.close == events.CloseFIN || e.close == events.CloseTimeout) {
 			j.verdict = events.HandshakeAbort
 			if s.Greeted {
 				// MariaDB waits for the login the proxy will not send

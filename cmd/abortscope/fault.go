@@ -28,7 +28,7 @@ func faultCommand(stdout io.Writer) *cli.Command {
 				Description: "Arms one rule through POST /faults. SPEC, if given, is a rule in serve's --fault form,\n" +
 					"e.g. 'action=reset_server,phase=result,after_bytes=65536,count=1'; flags given as well override it.\n" +
 					"Each flag is a JSON field with dashes (--after-bytes); the JSON name works too (--after_bytes).",
-				Flags: append([]cli.Flag{adminFlag()}, ruleFlags()...),
+				Flags: append(append([]cli.Flag{adminFlag()}, adminTokenFlags()...), ruleFlags()...),
 				Action: func(cc *cli.Context) error {
 					return faultAdd(cc, stdout)
 				},
@@ -36,7 +36,7 @@ func faultCommand(stdout io.Writer) *cli.Command {
 			{
 				Name:  "list",
 				Usage: "list the armed fault rules with how often each fired",
-				Flags: []cli.Flag{adminFlag(), &cli.BoolFlag{Name: "json", Usage: "print the rules as JSON, as GET /faults answers"}},
+				Flags: append([]cli.Flag{adminFlag(), &cli.BoolFlag{Name: "json", Usage: "print the rules as JSON, as GET /faults answers"}}, adminTokenFlags()...),
 				Action: func(cc *cli.Context) error {
 					return faultList(cc, stdout)
 				},
@@ -45,7 +45,7 @@ func faultCommand(stdout io.Writer) *cli.Command {
 				Name:      "rm",
 				Usage:     "disarm fault rules by id",
 				ArgsUsage: "ID...",
-				Flags:     []cli.Flag{adminFlag()},
+				Flags:     append([]cli.Flag{adminFlag()}, adminTokenFlags()...),
 				Action: func(cc *cli.Context) error {
 					return faultRemove(cc, stdout)
 				},
@@ -53,7 +53,7 @@ func faultCommand(stdout io.Writer) *cli.Command {
 			{
 				Name:  "clear",
 				Usage: "disarm every fault rule",
-				Flags: []cli.Flag{adminFlag()},
+				Flags: append([]cli.Flag{adminFlag()}, adminTokenFlags()...),
 				Action: func(cc *cli.Context) error {
 					return faultClear(cc, stdout)
 				},
@@ -89,7 +89,7 @@ func faultAdd(cc *cli.Context, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("fault add: %w", err)
 	}
-	c, err := newAdminClient(cc.String("admin"))
+	c, err := newAdminClient(cc, cc.String("admin"))
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func faultAdd(cc *cli.Context, stdout io.Writer) error {
 }
 
 func faultList(cc *cli.Context, stdout io.Writer) error {
-	c, err := newAdminClient(cc.String("admin"))
+	c, err := newAdminClient(cc, cc.String("admin"))
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func faultRemove(cc *cli.Context, stdout io.Writer) error {
 	if cc.NArg() == 0 {
 		return fmt.Errorf("fault rm needs the id of a rule (abortscope fault list shows them)")
 	}
-	c, err := newAdminClient(cc.String("admin"))
+	c, err := newAdminClient(cc, cc.String("admin"))
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func faultRemove(cc *cli.Context, stdout io.Writer) error {
 }
 
 func faultClear(cc *cli.Context, stdout io.Writer) error {
-	c, err := newAdminClient(cc.String("admin"))
+	c, err := newAdminClient(cc, cc.String("admin"))
 	if err != nil {
 		return err
 	}

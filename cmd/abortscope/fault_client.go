@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/abortscope/abortscope/admin"
 )
 
@@ -21,13 +23,18 @@ const adminTimeout = 10 * time.Second
 
 // adminClient calls a running serve's admin API.
 type adminClient struct {
-	base string // scheme://host:port, no trailing slash
-	http *http.Client
+	base  string // scheme://host:port, no trailing slash
+	token string // bearer token, if the API wants one
+	http  *http.Client
 }
 
-// newAdminClient takes the --admin value: a URL, or host:port as serve's
-// own --admin flag is written.
-func newAdminClient(admin string) (*adminClient, error) {
+// newAdminClient takes the --admin value (a URL, or host:port as serve's
+// own --admin flag is written) and the token flags.
+func newAdminClient(cc *cli.Context, admin string) (*adminClient, error) {
+	token, err := adminToken(cc)
+	if err != nil {
+		return nil, err
+	}
 	raw := admin
 	if !strings.Contains(raw, "://") {
 		raw = "http://" + raw
@@ -36,7 +43,7 @@ func newAdminClient(admin string) (*adminClient, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("--admin %q: want the admin API's URL, e.g. http://127.0.0.1:9307", admin)
 	}
-	return &adminClient{base: strings.TrimSuffix(u.String(), "/"), http: &http.Client{Timeout: adminTimeout}}, nil
+	return &adminClient{base: strings.TrimSuffix(u.String(), "/"), token: token, http: &http.Client{Timeout: adminTimeout}}, nil
 }
 
 // call sends in (if not nil) as JSON and decodes the answer into out (if
@@ -56,6 +63,9 @@ func (c *adminClient) call(ctx context.Context, method, path string, in any, wan
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

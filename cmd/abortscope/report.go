@@ -23,13 +23,13 @@ func reportCommand(stdout, stderr io.Writer) *cli.Command {
 		Description: "Reads the events serve wrote (--events), or asks a running serve (--admin, GET /clients),\n" +
 			"and prints one row per client: connections, share of clean closes, aborts by kind and the last abort.\n" +
 			"Aborts are client_no_quit (FIN while idle), client_reset (RST while idle) and client_abort_in_flight.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "events", Usage: "events `FILE` written by serve; - for stdin; repeat for rotated files"},
 			&cli.StringFlag{Name: "admin", Usage: "`URL` of a running serve's admin API: report its live /clients instead of a file"},
 			&cli.DurationFlag{Name: "since", Usage: "only connections that ended in the last `DURATION` (e.g. 24h); with --events"},
 			&cli.StringFlag{Name: "format", Value: "table", Usage: "table, json or csv"},
 			&cli.IntFlag{Name: "top", Usage: "print only the first `N` clients; 0 for all"},
-		},
+		}, adminTokenFlags()...),
 		Action: func(cc *cli.Context) error {
 			return runReport(cc, stdout, stderr)
 		},
@@ -56,7 +56,7 @@ func runReport(cc *cli.Context, stdout, stderr io.Writer) error {
 
 	var sums []report.Summary
 	if adminURL != "" {
-		c, err := newAdminClient(adminURL)
+		c, err := newAdminClient(cc, adminURL)
 		if err != nil {
 			return err
 		}

@@ -39,14 +39,14 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.StringFlag{Name: "log-format", Value: "console", Usage: "human log format on stderr: console or json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "admin", Value: "127.0.0.1:9307", Usage: "admin HTTP API address (loopback only); empty disables"},
-			&cli.BoolFlag{Name: "admin-allow-remote", Usage: "allow a non-loopback --admin address"},
+			&cli.BoolFlag{Name: "admin-allow-remote", Usage: "allow a non-loopback --admin address (requires --admin-token or --admin-token-file)"},
 			&cli.BoolFlag{Name: "log-queries", Usage: "put the last statement's text (truncated) in each event"},
 			&cli.IntFlag{Name: "log-queries-max", Value: 1024, Usage: "bytes of statement text kept with --log-queries"},
 			&cli.BoolFlag{Name: "redact", Usage: "mask the literals (strings, numbers) of statement text in events and views with ?"},
 			&cli.BoolFlag{Name: "resolve-clients", Value: true, Usage: "name the local process behind each loopback client (client_pid, client_cmd) through /proc"},
 			&cli.DurationFlag{Name: "dial-timeout", Value: 5 * time.Second, Usage: "how long to try connecting to the upstream"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "on SIGINT/SIGTERM, how long busy connections may finish before they are closed"},
-		}, append(append(faultFlags(), proxyProtocolFlags()...), tlsFlags()...)...),
+		}, append(append(append(append(faultFlags(), proxyProtocolFlags()...), tlsFlags()...), limitFlags()...), adminTokenFlags()...)...),
 		Action: func(cc *cli.Context) error {
 			return serve(cc, stdout, stderr)
 		},
@@ -81,9 +81,19 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 	defer log.Sync()
 
 	adminAddr := cc.String("admin")
-	if adminAddr != "" && !cc.Bool("admin-allow-remote") {
-		if err := admin.CheckLoopback(adminAddr); err != nil {
-			return err
+	token, err := adminToken(cc)
+	if err != nil {
+		return err
+	}
+	if adminAddr != "" {
+		loopErr := admin.CheckLoopback(adminAddr)
+		switch {
+		case loopErr != nil && !cc.Bool("admin-allow-remote"):
+			return loopErr
+		case loopErr != nil && token == "":
+			// Beyond loopback, anyone who reaches the port could arm
+			// faults and read client identities.
+			return fmt.Errorf("--admin %s is not a loopback address: give --admin-token or --admin-token-file too", adminAddr)
 		}
 	}
 
@@ -93,13 +103,13 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 	}
 
 	var eventsOut io.Writer = stdout
+	var eventFile *eventsFile // reopened on SIGHUP; nil for stdout
 	if path := cc.String("events"); path != "-" {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-		if err != nil {
+		if eventFile, err = openEventsFile(path, log); err != nil {
 			return fmt.Errorf("--events: %w", err)
 		}
-		defer f.Close()
-		eventsOut = f
+		defer eventFile.Close()
+		eventsOut = eventFile.out()
 	}
 	// Events are written by a goroutine of their own: a slow reader of
 	// --events - never holds up a connection's teardown.
@@ -111,6 +121,9 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 		Logger:      log,
 	}
 	if err := setUpProxyProtocol(cc, p, log); err != nil {
+		return err
+	}
+	if err := setUpLimits(cc, p); err != nil {
 		return err
 	}
 	reloadTLS, err := setUpTLS(cc, p, log)
@@ -153,15 +166,21 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			if reloadTLS == nil {
+			// logrotate: the events file is reopened by its path, between
+			// two lines (see eventsfile.go).
+			if eventFile != nil {
+				eventFile.reopenOnHUP(eventLog)
+			}
+			switch {
+			case reloadTLS != nil:
+				if err := reloadTLS(); err != nil {
+					log.Error("SIGHUP: the TLS certificate was not reloaded; the one in use stays", zap.Error(err))
+				} else {
+					log.Info("SIGHUP: TLS certificate reloaded")
+				}
+			case eventFile == nil:
 				log.Info("SIGHUP: nothing to reload")
-				continue
 			}
-			if err := reloadTLS(); err != nil {
-				log.Error("SIGHUP: the TLS certificate was not reloaded; the one in use stays", zap.Error(err))
-				continue
-			}
-			log.Info("SIGHUP: TLS certificate reloaded")
 		}
 	}()
 
@@ -182,6 +201,7 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 				Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 				Connections: p.Connections,
 				Clients:     clients.Summaries,
+				Token:       token,
 			}, cc.Bool("admin-allow-remote")),
 			ReadHeaderTimeout: 5 * time.Second,
 		}

@@ -60,6 +60,7 @@ var setupOnce sync.Once
 // setup creates what the cells use: an ed25519 user, tables, a procedure.
 func setup(t *testing.T) {
 	t.Helper()
+	e2ekit.Secret("pw-ed")
 	setupOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -105,291 +106,291 @@ func waitState(t *testing.T, id uint32, cond string) {
 var cells = []cell{
 	// The connection phase.
 	{"handshake/client FIN before the greeting", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.fin()
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Fin()
 		return 0 // the greeting was not read: the event names it
 	}, events.HandshakeAbort, how{proxyOnly: true}},
 	{"handshake/client FIN after the greeting", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.greeting()
-		r.fin()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Greeting()
+		r.Fin()
+		return r.ID
 	}, events.HandshakeAbort, how{}},
 	{"handshake/client RST after the greeting", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.greeting()
-		r.rst()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Greeting()
+		r.Rst()
+		return r.ID
 	}, events.HandshakeAbort, how{}},
 	{"handshake/client FIN with half a response sent", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.greeting()
-		p := protocol.AppendPacket(nil, 1, r.responsePacket("root", "", 0))
-		r.c.Write(p[:40])
-		r.fin()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Greeting()
+		p := protocol.AppendPacket(nil, 1, r.ResponsePacket("root", "", 0))
+		r.C.Write(p[:40])
+		r.Fin()
+		return r.ID
 	}, events.HandshakeAbort, how{readLength: true}},
 	// A close right behind the login is a FIN or, if the OK came first, a
 	// reset (unread bytes): the kernel's choice. Shutting down the sending
 	// side makes it a FIN whatever the timing.
 	{"handshake/client FIN with the login sent", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.greeting()
-		r.write(r.responsePacket("root", "", 0))
-		r.c.CloseWrite()
-		r.readUntilEnd()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Greeting()
+		r.Write(r.ResponsePacket("root", "", 0))
+		r.C.CloseWrite()
+		r.ReadUntilEnd()
+		return r.ID
 	}, events.ClientNoQuit, how{}},
 	// A reset right behind the login meets MariaDB either deciding (its
 	// OK then fails: 1160) or reading after its OK (1158), a race even
 	// without the proxy; with the OK arrived first, the outcome is set.
 	{"handshake/client RST with the login's OK unread", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.greeting()
-		r.write(r.responsePacket("root", "", 0))
-		r.waitUnread()
-		r.rst()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Greeting()
+		r.Write(r.ResponsePacket("root", "", 0))
+		r.WaitUnread()
+		r.Rst()
+		return r.ID
 	}, events.ClientReset, how{}},
 	{"handshake/client FIN at an auth switch", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.greeting()
-		r.write(r.responsePacket("fid_ed", "pw-ed", 0))
-		if p := r.read(); p[0] != 0xfe {
-			t.Fatalf("no auth switch: %s", errText(p))
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Greeting()
+		r.Write(r.ResponsePacket("fid_ed", "pw-ed", 0))
+		if p := r.Read(); p[0] != 0xfe {
+			t.Fatalf("no auth switch: %s", e2ekit.ErrText(p))
 		}
-		r.fin()
-		return r.id
+		r.Fin()
+		return r.ID
 	}, events.HandshakeAbort, how{}},
 	{"handshake/client RST at an auth switch", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.greeting()
-		r.write(r.responsePacket("fid_ed", "pw-ed", 0))
-		r.read()
-		r.rst()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Greeting()
+		r.Write(r.ResponsePacket("fid_ed", "pw-ed", 0))
+		r.Read()
+		r.Rst()
+		return r.ID
 	}, events.HandshakeAbort, how{}},
 	{"handshake/server connect_timeout after the greeting", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.greeting()
-		r.readUntilEnd() // connect_timeout (2 s): the server resets
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Greeting()
+		r.ReadUntilEnd() // connect_timeout (2 s): the server resets
+		return r.ID
 	}, events.ServerConnectTimeout, how{serial: true}},
 	{"handshake/server connect_timeout at an auth switch", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.greeting()
-		r.write(r.responsePacket("fid_ed", "pw-ed", 0))
-		r.read()
-		r.readUntilEnd()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Greeting()
+		r.Write(r.ResponsePacket("fid_ed", "pw-ed", 0))
+		r.Read()
+		r.ReadUntilEnd()
+		return r.ID
 	}, events.ServerConnectTimeout, how{serial: true}},
 	{"handshake/wrong password", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.greeting()
-		r.write(r.responsePacket("fid_ed", "wrong", 0))
-		if p := r.auth("wrong"); p[0] != 0xff {
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Greeting()
+		r.Write(r.ResponsePacket("fid_ed", "wrong", 0))
+		if p := r.Auth("wrong"); p[0] != 0xff {
 			t.Fatalf("login with a wrong password: % x", p)
 		}
-		r.readUntilEnd()
-		return r.id
+		r.ReadUntilEnd()
+		return r.ID
 	}, events.AuthFailed, how{}},
 
 	// At rest.
 	{"idle/client COM_QUIT", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", 0)
-		r.command(protocol.ComQuit, nil)
-		r.readUntilEnd()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", 0)
+		r.Command(protocol.ComQuit, nil)
+		r.ReadUntilEnd()
+		return r.ID
 	}, events.Clean, how{}},
 	{"idle/client FIN", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", 0)
-		r.fin()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", 0)
+		r.Fin()
+		return r.ID
 	}, events.ClientNoQuit, how{}},
 	{"idle/client RST", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", 0)
-		r.rst()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", 0)
+		r.Rst()
+		return r.ID
 	}, events.ClientReset, how{}},
 	{"idle/server KILL", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", 0)
-		kill(t, r.id)
-		r.readUntilEnd()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", 0)
+		kill(t, r.ID)
+		r.ReadUntilEnd()
+		return r.ID
 	}, events.ServerClosed, how{}},
 	{"idle/server wait_timeout", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", 0)
-		r.exec("SET SESSION wait_timeout = 1")
-		r.readUntilEnd()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", 0)
+		r.Exec("SET SESSION wait_timeout = 1")
+		r.ReadUntilEnd()
+		return r.ID
 	}, events.ServerIdleTimeout, how{}},
 	{"idle/client COM_QUIT and a query in one write", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", 0)
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", 0)
 		b := protocol.AppendPacket(nil, 0, []byte{protocol.ComQuit})
 		b = protocol.AppendPacket(b, 0, append([]byte{protocol.ComQuery}, "SELECT 1"...))
-		r.c.Write(b)
-		r.readUntilEnd()
-		return r.id
+		r.C.Write(b)
+		r.ReadUntilEnd()
+		return r.ID
 	}, events.Clean, how{}},
 
 	// A command the server is computing.
 	{"command/client FIN", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", 0)
-		r.query("SELECT SLEEP(1)")
-		waitState(t, r.id, "STATE = 'User sleep'")
-		r.fin()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", 0)
+		r.Query("SELECT SLEEP(1)")
+		waitState(t, r.ID, "STATE = 'User sleep'")
+		r.Fin()
+		return r.ID
 	}, events.ClientAbortInFlight, how{}},
 	{"command/client RST", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", 0)
-		r.query("SELECT SLEEP(1)")
-		waitState(t, r.id, "STATE = 'User sleep'")
-		r.rst()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", 0)
+		r.Query("SELECT SLEEP(1)")
+		waitState(t, r.ID, "STATE = 'User sleep'")
+		r.Rst()
+		return r.ID
 	}, events.ClientAbortInFlight, how{}},
 	{"command/client COM_QUIT queued, then FIN", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", 0)
-		r.query("SELECT SLEEP(1)")
-		r.command(protocol.ComQuit, nil)
-		waitState(t, r.id, "STATE = 'User sleep'")
-		r.fin()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", 0)
+		r.Query("SELECT SLEEP(1)")
+		r.Command(protocol.ComQuit, nil)
+		waitState(t, r.ID, "STATE = 'User sleep'")
+		r.Fin()
+		return r.ID
 	}, events.Clean, how{}},
 	{"command/server KILL", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", 0)
-		r.query("SELECT SLEEP(5)")
-		waitState(t, r.id, "STATE = 'User sleep'")
-		kill(t, r.id)
-		r.readUntilEnd()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", 0)
+		r.Query("SELECT SLEEP(5)")
+		waitState(t, r.ID, "STATE = 'User sleep'")
+		kill(t, r.ID)
+		r.ReadUntilEnd()
+		return r.ID
 	}, events.ServerClosed, how{}},
 	{"command/proxy shutdown", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", 0)
-		r.query("SELECT SLEEP(2)")
-		waitState(t, r.id, "STATE = 'User sleep'")
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", 0)
+		r.Query("SELECT SLEEP(2)")
+		waitState(t, r.ID, "STATE = 'User sleep'")
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		x.proxy.Shutdown(ctx)
-		return r.id
+		return r.ID
 	}, events.ProxyShutdown, how{proxyOnly: true, serial: true}},
 	{"command/progress reports only, then client FIN", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", protocol.MariaDBClientProgress)
-		r.exec("SET SESSION progress_report_time = 1")
-		r.query("ALTER TABLE fid.big FORCE, ALGORITHM=COPY")
-		if p := r.read(); p[0] != 0xff || !protocol.IsProgress(p) {
-			t.Fatalf("no progress report first: %s", errText(p))
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", protocol.MariaDBClientProgress)
+		r.Exec("SET SESSION progress_report_time = 1")
+		r.Query("ALTER TABLE fid.big FORCE, ALGORITHM=COPY")
+		if p := r.Read(); p[0] != 0xff || !protocol.IsProgress(p) {
+			t.Fatalf("no progress report first: %s", e2ekit.ErrText(p))
 		}
-		r.fin()
-		return r.id
+		r.Fin()
+		return r.ID
 	}, events.ClientAbortInFlight, how{}},
 	{"command/statement larger than max_allowed_packet", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", 0)
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", 0)
 		stmt := append([]byte("SELECT LENGTH('"), strings.Repeat("z", 20<<20)...)
 		stmt = append(stmt, "')"...)
 		go func() {
-			r.seq = 0
+			r.Seq = 0
 			b := append([]byte{protocol.ComQuery}, stmt...)
 			for len(b) >= protocol.MaxPacketLen {
-				r.c.Write(protocol.AppendPacket(nil, r.seq, b[:protocol.MaxPacketLen]))
-				r.seq++
+				r.C.Write(protocol.AppendPacket(nil, r.Seq, b[:protocol.MaxPacketLen]))
+				r.Seq++
 				b = b[protocol.MaxPacketLen:]
 			}
-			r.c.Write(protocol.AppendPacket(nil, r.seq, b))
+			r.C.Write(protocol.AppendPacket(nil, r.Seq, b))
 		}()
-		r.readUntilEnd()
-		return r.id
+		r.ReadUntilEnd()
+		return r.ID
 	}, events.ServerError, how{}},
 
 	// A reply streaming.
 	{"result/client FIN with unread data (RST)", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", 0)
-		r.query(bigQuery)
-		r.read()
-		r.waitUnread()
-		r.fin()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", 0)
+		r.Query(bigQuery)
+		r.Read()
+		r.WaitUnread()
+		r.Fin()
+		return r.ID
 	}, events.ClientAbortInFlight, how{}},
 	{"result/client RST", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", 0)
-		r.query(bigQuery)
-		r.read()
-		r.rst()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", 0)
+		r.Query(bigQuery)
+		r.Read()
+		r.Rst()
+		return r.ID
 	}, events.ClientAbortInFlight, how{}},
 	{"result/client COM_QUIT over an unread result", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", 0)
-		r.query(bigQuery)
-		r.read()
-		r.command(protocol.ComQuit, nil)
-		r.waitUnread()
-		r.fin()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", 0)
+		r.Query(bigQuery)
+		r.Read()
+		r.Command(protocol.ComQuit, nil)
+		r.WaitUnread()
+		r.Fin()
+		return r.ID
 	}, events.ClientAbortInFlight, how{}},
 	{"result/server KILL", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.login("root", "", 0)
-		r.query(bigQuery)
-		r.read()
-		kill(t, r.id)
-		r.readUntilEnd()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Login("root", "", 0)
+		r.Query(bigQuery)
+		r.Read()
+		kill(t, r.ID)
+		r.ReadUntilEnd()
+		return r.ID
 	}, events.ServerClosed, how{}},
 	{"result/procedure with an open cursor, client RST", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.capsOff = protocol.ClientDeprecateEOF // as libmariadb: EOF packets carry the status
-		r.login("root", "", 0)
-		r.query("CALL fid.cursorproc()")
+		r := e2ekit.DialRaw(t, x.addr)
+		r.CapsOff = protocol.ClientDeprecateEOF // as libmariadb: EOF packets carry the status
+		r.Login("root", "", 0)
+		r.Query("CALL fid.cursorproc()")
 		for range 20 {
-			r.read()
+			r.Read()
 		}
-		r.rst()
-		return r.id
+		r.Rst()
+		return r.ID
 	}, events.ClientAbortInFlight, how{}},
 
 	// A LOAD DATA LOCAL upload.
 	{"infile/client FIN", func(t *testing.T, x *cellEnv) uint32 {
 		r := infileStarted(t, x.addr)
-		r.fin()
-		return r.id
+		r.Fin()
+		return r.ID
 	}, events.ClientAbortInFlight, how{}},
 	{"infile/client RST", func(t *testing.T, x *cellEnv) uint32 {
 		r := infileStarted(t, x.addr)
-		r.rst()
-		return r.id
+		r.Rst()
+		return r.ID
 	}, events.ClientAbortInFlight, how{}},
 	{"infile/server KILL", func(t *testing.T, x *cellEnv) uint32 {
 		r := infileStarted(t, x.addr)
-		kill(t, r.id)
-		r.readUntilEnd()
-		return r.id
+		kill(t, r.ID)
+		r.ReadUntilEnd()
+		return r.ID
 	}, events.ServerClosed, how{}},
 
 	// COM_CHANGE_USER: the server waits for the client's authentication.
 	{"change user/client FIN at the auth switch", func(t *testing.T, x *cellEnv) uint32 {
 		r := changeUserSwitched(t, x.addr)
-		r.fin()
-		return r.id
+		r.Fin()
+		return r.ID
 	}, events.ClientAbortInFlight, how{}},
 	{"change user/client RST at the auth switch", func(t *testing.T, x *cellEnv) uint32 {
 		r := changeUserSwitched(t, x.addr)
-		r.rst()
-		return r.id
+		r.Rst()
+		return r.ID
 	}, events.ClientAbortInFlight, how{}},
 
 	// A binlog dump.
@@ -402,51 +403,51 @@ var cells = []cell{
 
 	// The proxy refuses the client before its login.
 	{"handshake/proxy refuses a PROXY header", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.greeting()
-		r.c.Write([]byte("PROXY TCP4 10.1.2.3 10.1.2.4 5000 3306\r\n"))
-		r.readUntilEnd()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Greeting()
+		r.C.Write([]byte("PROXY TCP4 10.1.2.3 10.1.2.4 5000 3306\r\n"))
+		r.ReadUntilEnd()
+		return r.ID
 	}, events.HandshakeAbort, how{proxyOnly: true}},
 	{"handshake/proxy refuses TLS (strip)", func(t *testing.T, x *cellEnv) uint32 {
-		r := dialRaw(t, x.addr)
-		r.greeting()
-		r.c.Write(protocol.AppendPacket(nil, 1, r.responsePacket("root", "", protocol.ClientSSL)[:32]))
-		r.readUntilEnd()
-		return r.id
+		r := e2ekit.DialRaw(t, x.addr)
+		r.Greeting()
+		r.C.Write(protocol.AppendPacket(nil, 1, r.ResponsePacket("root", "", protocol.ClientSSL)[:32]))
+		r.ReadUntilEnd()
+		return r.ID
 	}, events.HandshakeAbort, how{proxyOnly: true, configure: func(p *proxy.Proxy) { p.ClientTLS = session.Strip }}},
 }
 
 // infileStarted is a raw connection uploading a LOAD DATA LOCAL file, part
 // of which is sent.
-func infileStarted(t *testing.T, addr string) *raw {
+func infileStarted(t *testing.T, addr string) *e2ekit.Raw {
 	t.Helper()
-	r := dialRaw(t, addr)
-	r.login("root", "", 0)
-	r.query("LOAD DATA LOCAL INFILE 'f.csv' INTO TABLE fid.t FIELDS TERMINATED BY ','")
-	if p := r.read(); p[0] != 0xfb {
-		t.Fatalf("no LOCAL INFILE request: %s", errText(p))
+	r := e2ekit.DialRaw(t, addr)
+	r.Login("root", "", 0)
+	r.Query("LOAD DATA LOCAL INFILE 'f.csv' INTO TABLE fid.t FIELDS TERMINATED BY ','")
+	if p := r.Read(); p[0] != 0xfb {
+		t.Fatalf("no LOCAL INFILE request: %s", e2ekit.ErrText(p))
 	}
-	r.write([]byte(strings.Repeat("1,2\n", 1000)))
-	waitState(t, r.id, "COMMAND = 'Query'")
+	r.Write([]byte(strings.Repeat("1,2\n", 1000)))
+	waitState(t, r.ID, "COMMAND = 'Query'")
 	return r
 }
 
 // changeUserSwitched is a raw connection whose COM_CHANGE_USER to the
 // ed25519 user got an auth switch it has not answered.
-func changeUserSwitched(t *testing.T, addr string) *raw {
+func changeUserSwitched(t *testing.T, addr string) *e2ekit.Raw {
 	t.Helper()
-	r := dialRaw(t, addr)
-	r.login("root", "", 0)
+	r := e2ekit.DialRaw(t, addr)
+	r.Login("root", "", 0)
 	p := append([]byte("fid_ed\x00"), 20)
-	p = append(p, e2ekit.NativeScramble(r.scramble, "pw-ed")...)
+	p = append(p, e2ekit.NativeScramble(r.Scramble, "pw-ed")...)
 	p = append(p, "mysql\x00"...)
 	p = append(p, 45, 0)
 	p = append(p, "mysql_native_password\x00"...)
 	p = append(p, 0) // no connection attributes (MariaDB wants the length)
-	r.command(protocol.ComChangeUser, p)
-	if a := r.read(); a[0] != 0xfe {
-		t.Fatalf("no auth switch: %s", errText(a))
+	r.Command(protocol.ComChangeUser, p)
+	if a := r.Read(); a[0] != 0xfe {
+		t.Fatalf("no auth switch: %s", e2ekit.ErrText(a))
 	}
 	return r
 }
@@ -486,10 +487,12 @@ func binlogTool(t *testing.T, x *cellEnv, stopNever bool) uint32 {
 		return before + 1
 	}
 	id := before + 1
-	e2ekit.WaitProcesslist(t, db, "the binlog dump thread", "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND COMMAND LIKE 'Binlog Dump%'",
+	// Killed with binlog events unread, the tool's kernel would reset,
+	// and the dump thread notice at its first write, not its second: kill
+	// it once the thread has sent everything and the tool read it all.
+	e2ekit.WaitProcesslist(t, db, "the binlog dump thread to have sent all", "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND COMMAND LIKE 'Binlog Dump%' AND STATE LIKE 'Master has sent all binlog%'",
 		func(n int) bool { return n == 1 }, id)
-	cmd.Process.Kill()
-	cmd.Wait()
+	e2ekit.KillWhenUnread(t, cmd, func(unread int) bool { return unread == 0 })
 	// The dump thread notices the client's departure when it next writes:
 	// one statement at a time, each given 2 s to be sent (and fail).
 	for i := 1; i <= 5; i++ {
@@ -515,11 +518,11 @@ func binlogTool(t *testing.T, x *cellEnv, stopNever bool) uint32 {
 // quits): ids are given in order.
 func nextID(t *testing.T) uint32 {
 	t.Helper()
-	r := dialRaw(t, db.Addr())
-	r.login("root", "", 0)
-	r.command(protocol.ComQuit, nil)
-	r.readUntilEnd()
-	return r.id
+	r := e2ekit.DialRaw(t, db.Addr())
+	r.Login("root", "", 0)
+	r.Command(protocol.ComQuit, nil)
+	r.ReadUntilEnd()
+	return r.ID
 }
 
 // loggedErrors are the messages MariaDB logs for a connection's ending, and

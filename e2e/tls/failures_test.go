@@ -138,7 +138,8 @@ func tlsUpstream(t *testing.T, certFile, keyFile string) string {
 
 // TestUpstreamCertificateErrors: the proxy's own TLS session to the server
 // fails on a certificate from an untrusted CA, an expired one, or one for
-// another name: the client gets an ERR saying so, the event says why.
+// another name: the client gets an ERR saying the secure connection
+// failed, the event says why.
 func TestUpstreamCertificateErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -173,8 +174,11 @@ func TestUpstreamCertificateErrors(t *testing.T) {
 			defer pool.Close()
 			err = pool.Ping()
 			var me *mysql.MySQLError
-			if !errors.As(err, &me) || me.Number != 1105 || !strings.Contains(me.Message, tc.says) {
-				t.Fatalf("client got %v; want ERR 1105 saying %q", err, tc.says)
+			// The client learns that the secure connection failed; why
+			// (certificates, names: the operator's business) is in the
+			// event and the log only.
+			if !errors.As(err, &me) || me.Number != 1105 || !strings.Contains(me.Message, "cannot connect securely") || strings.Contains(me.Message, tc.says) {
+				t.Fatalf("client got %v; want ERR 1105 saying it cannot connect securely, not %q", err, tc.says)
 			}
 			ev := p.Events.Only(t, 1)[0]
 			if ev.TLSError != events.TLSUpstreamFailed || ev.Cause != explain.CauseUpstreamTLS || !strings.Contains(ev.Error, tc.says) {

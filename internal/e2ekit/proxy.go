@@ -5,7 +5,9 @@
 package e2ekit
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -132,9 +134,15 @@ func StartProxy(t testing.TB, upstream string, configure ...func(*proxy.Proxy)) 
 		t.Fatal(err)
 	}
 	ev := NewCollector()
+	// Every log line also goes to logs, to be searched for passwords.
+	logs := &lockedBuffer{}
+	logger := zaptest.NewLogger(t, zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+		return zapcore.NewTee(c, zapcore.NewCore(enc, zapcore.AddSync(logs), zapcore.DebugLevel))
+	})))
 	p := &proxy.Proxy{
 		Upstream: upstream,
-		Logger:   zaptest.NewLogger(t),
+		Logger:   logger,
 		Events:   ev,
 		Annotate: explain.Annotate, // as serve does
 	}
@@ -153,6 +161,13 @@ func StartProxy(t testing.TB, upstream string, configure ...func(*proxy.Proxy)) 
 		defer cancel()
 		p.Shutdown(ctx)
 		<-done
+		// Passwords, auth responses and scrambles are never logged: the
+		// passwords the tests used must appear in no log line and no
+		// event.
+		all, _ := json.Marshal(ev.All())
+		if l := leaked(logs.String() + string(all)); len(l) > 0 {
+			t.Errorf("passwords %q appear in the proxy's log or events", l)
+		}
 		// The tracker must never lose the thread on what MariaDB and
 		// real clients send: a desync means a phase, and so a verdict,
 		// may be wrong.
@@ -166,6 +181,24 @@ func StartProxy(t testing.TB, upstream string, configure ...func(*proxy.Proxy)) 
 		}
 	})
 	return tp
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // LoggerTo returns a logger writing JSON lines to w, for tests that look
