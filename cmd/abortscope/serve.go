@@ -35,7 +35,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:3307", Usage: "address clients connect to"},
 			&cli.StringFlag{Name: "upstream", Value: "127.0.0.1:3306", Usage: "MariaDB/MySQL server address"},
-			&cli.StringFlag{Name: "events", Value: "-", Usage: "file that receives one JSON line per ended connection (appended); - for stdout"},
+			&cli.StringFlag{Name: "events", Value: "-", Usage: "file that receives one JSON line per ended connection (appended, created 0600, reopened on SIGHUP); - for stdout"},
 			&cli.StringFlag{Name: "log-format", Value: "console", Usage: "human log format on stderr: console or json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "admin", Value: "127.0.0.1:9307", Usage: "admin HTTP API address (loopback only); empty disables"},
