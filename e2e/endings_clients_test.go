@@ -123,7 +123,8 @@ func TestEndGoSQLDriverKillDuringSleep(t *testing.T) {
 }
 
 // TestEndUpstreamDown: the proxy cannot reach the server. Clients get a
-// MySQL ERR packet in place of the greeting, not a silent close:
+// MySQL ERR packet in place of the greeting, not a silent close (saying
+// why, without the upstream's address):
 // go-sql-driver returns *mysql.MySQLError, the CLI prints the message. The
 // number is a server one (1105): the CLI's Connector/C turns a client-range
 // number such as 2003 into "Received malformed packet".
@@ -141,8 +142,11 @@ func TestEndUpstreamDown(t *testing.T) {
 	defer pool.Close()
 	err = pool.Ping()
 	var myErr *mysql.MySQLError
-	if !errors.As(err, &myErr) || myErr.Number != 1105 || string(myErr.SQLState[:]) != "08S01" || !strings.Contains(myErr.Message, closed) {
-		t.Fatalf("Ping through a proxy whose upstream is down: %v (%T); want *mysql.MySQLError 1105 (08S01) naming %s", err, err, closed)
+	// It says why, and not where: the upstream's address is the
+	// operator's business (the event has it).
+	if !errors.As(err, &myErr) || myErr.Number != 1105 || string(myErr.SQLState[:]) != "08S01" ||
+		!strings.Contains(myErr.Message, "connection refused") || strings.Contains(myErr.Message, closed) {
+		t.Fatalf("Ping through a proxy whose upstream is down: %v (%T); want *mysql.MySQLError 1105 (08S01) saying connection refused, not naming %s", err, err, closed)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
