@@ -140,6 +140,11 @@ func (s *Session) Data(from Peer, b []byte, now time.Time) Plan {
 	if s.quit {
 		return Plan{} // the proxy quit for the client; nothing more goes on
 	}
+	if s.blackholed || from == Client && s.holdClient {
+		// Dropped, the client's first packet too (found by FuzzSession):
+		// the handshake edits below would otherwise pass it on.
+		return Plan{}
+	}
 	if from == Client && len(b) >= 4 {
 		if _, done := s.tr.Expecting(); !done {
 			s.hsClientSeq = b[3] // whole packets in the connection phase
