@@ -551,7 +551,13 @@ func loggedLine(log string, id uint32, want string) string {
 			continue
 		}
 		isAborted := strings.HasPrefix(m[3], fmt.Sprintf("Aborted connection %d ", id))
-		if want != "" && m[3] == want && (isAborted || m[1] == strconv.FormatUint(uint64(id), 10)) {
+		msg := m[3]
+		if isAborted && staleTimeout(log, id) {
+			// The reason follows the read's vio_errno, stale at EOF
+			// (e2ekit.LogLinesOf).
+			msg = strings.Replace(msg, "(Got timeout reading communication packets)", "(Got an error reading communication packets)", 1)
+		}
+		if want != "" && msg == want && (isAborted || m[1] == strconv.FormatUint(uint64(id), 10)) {
 			return want
 		}
 		if isAborted && aborted == "" {
@@ -559,6 +565,18 @@ func loggedLine(log string, id uint32, want string) string {
 		}
 	}
 	return aborted
+}
+
+// staleTimeout reports whether MariaDB's read that ended connection id
+// found EOF yet said 1159: a stale errno, not a timeout.
+func staleTimeout(log string, id uint32) bool {
+	for _, l := range strings.Split(log, "\n") {
+		if m := e2ekit.LogLine.FindStringSubmatch(l); m != nil && m[1] == strconv.FormatUint(uint64(id), 10) &&
+			strings.Contains(m[3], "vio_errno: 1159") && eofRead.MatchString(m[3]) {
+			return true
+		}
+	}
+	return false
 }
 
 var readLengthRe = regexp.MustCompile(`Could not read packet:.* read_length: (\d+)`)
