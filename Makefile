@@ -3,9 +3,14 @@ GO      ?= go
 BIN     ?= bin/abortscope
 UNIT    = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: all build test deps vet unit fuzz-smoke e2e bench fuzz clean readme
+.PHONY: all build demo test deps vet unit fuzz-smoke e2e bench fuzz clean readme
 
 all: build
+
+# demo runs the proxy against an embedded server with scripted clients that
+# end their connections every way; no database needed.
+demo:
+	$(GO) run ./cmd/abortscope demo
 
 build:
 	$(GO) build -o $(BIN) ./cmd/abortscope

@@ -235,10 +235,12 @@ func (s *Session) tlsError(e ending, snap protocol.Snapshot) string {
 		return s.tls.failed
 	}
 	offered := s.cfg.ClientTLS == Terminate || s.cfg.ClientTLS != Strip && s.tls.serverOffers
-	// Such a client read the greeting, then left: one that left before
-	// the greeting reached the proxy (phase connect: a TCP health check
-	// that connects and closes) cannot have judged it.
-	if e.by == events.ByClient && e.phase == protocol.PhaseHandshake && snap.BytesFromClient == 0 && !offered {
+	// Such a client read the greeting, then left in order (FIN). One that
+	// left before the greeting reached the proxy (phase connect), or with
+	// it unread (a reset: a TCP health check that connects and closes at
+	// once), cannot have judged it.
+	if e.by == events.ByClient && e.phase == protocol.PhaseHandshake && e.close == events.CloseFIN &&
+		snap.BytesFromClient == 0 && !offered {
 		return events.TLSClientRequired
 	}
 	// Under terminate, a client that completed TLS and then left without

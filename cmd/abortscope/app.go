@@ -31,6 +31,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			reportCommand(stdout, stderr),
 			correlateCommand(stdout, stderr),
 			explainCommand(stdout, stderr),
+			demoCommand(stdout, stderr),
 		},
 		HideHelpCommand: true,
 		// A --fault spec and an --attr KEY=VALUE hold commas of their own.
