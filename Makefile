@@ -64,9 +64,9 @@ fuzz-smoke:
 		else echo "== $$p $$f"; echo "$$out"; exit 1; fi; \
 	done; done
 
-# readme rewrites README.md's cause table from explain/causes.go.
+# readme rewrites the cause table of docs/events.md from explain/causes.go.
 readme:
-	$(GO) run ./cmd/abortscope explain --readme README.md
+	$(GO) run ./cmd/abortscope explain --readme docs/events.md
 
 clean:
 	rm -rf bin

@@ -5,7 +5,8 @@ import (
 	"strings"
 )
 
-// The README's cause table lives between these markers.
+// The cause table of the documentation (docs/events.md) lives between
+// these markers.
 const (
 	BeginMarker = "<!-- causes:begin -->"
 	EndMarker   = "<!-- causes:end -->"

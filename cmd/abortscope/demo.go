@@ -295,7 +295,7 @@ func runDemo(cc *cli.Context, stdout, stderr io.Writer) error {
 		p.Shutdown(sctx)
 	}()
 
-	what := "an embedded MySQL-protocol server (go-mysql); it logs nothing itself, so the MariaDB lines below are what a MariaDB 10.11 with --log-warnings=4 logs for each ending (measured: see the README's \"Every ending, measured\")"
+	what := "an embedded MySQL-protocol server (go-mysql); it logs nothing itself, so the MariaDB lines below are what a MariaDB 10.11 with --log-warnings=4 logs for each ending (measured: docs/events.md, \"Every ending, measured\")"
 	if real {
 		what = "the MariaDB at " + upstream
 	}
