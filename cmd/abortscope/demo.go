@@ -66,7 +66,7 @@ func demoCommand(stdout, stderr io.Writer) *cli.Command {
 
 // bigQuery is the statement whose reply is large enough to be cut: a
 // sequence on MariaDB, a canned result on the embedded server.
-const bigQuery = "SELECT seq, REPEAT('x', 200) AS filler FROM seq_1_to_100000"
+const bigQuery = "SELECT seq, REPEAT('x', 200) AS filler FROM mysql.seq_1_to_100000"
 
 // demoClient is one scripted client: its program name (a connection
 // attribute, as drivers send), what it does, and the verdict that must
@@ -356,10 +356,6 @@ func runDemo(cc *cli.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	if real {
-		after, err := abortedCounters(upstream, cc.String("user"), cc.String("password"))
-		if err != nil {
-			return err
-		}
 		predicted := map[string]int64{}
 		for _, e := range evs {
 			switch {
@@ -369,6 +365,22 @@ func runDemo(cc *cli.Context, stdout, stderr io.Writer) error {
 			default:
 				predicted["Aborted_clients"]++
 			}
+		}
+		// MariaDB counts an abort when its thread notices it (a failed
+		// write, a read that ends), a moment after the proxy's event:
+		// poll until the counters have moved as far as predicted, for at
+		// most 5 s.
+		var after map[string]int64
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			if after, err = abortedCounters(upstream, cc.String("user"), cc.String("password")); err != nil {
+				return err
+			}
+			if (after["Aborted_clients"]-before["Aborted_clients"] >= predicted["Aborted_clients"] &&
+				after["Aborted_connects"]-before["Aborted_connects"] >= predicted["Aborted_connects"]) ||
+				time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 		fmt.Fprintln(stdout, "\nMariaDB's counters (other clients of the server move them too):")
 		for _, k := range []string{"Aborted_clients", "Aborted_connects"} {
