@@ -57,6 +57,7 @@ func TestParseDiagReply(t *testing.T) {
 		{"no such socket", diagReply(0, c4, s4, 0, 0, syscall.ENOENT), c4, s4, socketRow{}, false, false},
 		{"refused", diagReply(0, c4, s4, 0, 0, syscall.EPERM), c4, s4, socketRow{}, false, true},
 		{"another socket", diagReply(syscall.AF_INET, c4, ap("127.0.0.1:3308"), 0, 80, 0), c4, s4, socketRow{}, false, true},
+		{"a listener on the client's address", diagReply(syscall.AF_INET, c4, ap("0.0.0.0:0"), 0, 80, 0), c4, s4, socketRow{}, false, false},
 		{"short message", diagReply(syscall.AF_INET, c4, s4, 0, 80, 0)[:60], c4, s4, socketRow{}, false, true},
 		{"empty", nil, c4, s4, socketRow{}, false, true},
 	} {
@@ -119,6 +120,17 @@ func TestRealSocketBothWays(t *testing.T) {
 	row, found, err := diagLookup(ap("127.0.0.1:1"), ap("127.0.0.1:2"), time.Now().Add(slack))
 	if err != nil || found {
 		t.Errorf("no such socket: %+v %v %v", row, found, err)
+	}
+	// Nor does one whose client address a listener holds: the kernel's
+	// lookup then answers with the listener.
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	row, found, err = diagLookup(unmapped(ln.Addr().(*net.TCPAddr).AddrPort()), ap("127.0.0.1:2"), time.Now().Add(slack))
+	if err != nil || found {
+		t.Errorf("no such socket, a listener on its client address: %+v %v %v", row, found, err)
 	}
 }
 
