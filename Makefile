@@ -12,8 +12,14 @@ all: build
 demo:
 	$(GO) run ./cmd/abortscope demo
 
+# VERSION is what abortscope version and --version print: git describe of
+# the work tree; outside git (a source tarball) it is empty, and the binary
+# falls back to the module version in its build info, else "dev".
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS ?= $(if $(VERSION),-X main.version=$(VERSION))
+
 build:
-	$(GO) build -o $(BIN) ./cmd/abortscope
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/abortscope
 
 # deps installs what the tests need on a fresh Debian machine: MariaDB server
 # and client, PyMySQL for the system python3, and the Go modules.
@@ -64,9 +70,12 @@ fuzz-smoke:
 		else echo "== $$p $$f"; echo "$$out"; exit 1; fi; \
 	done; done
 
-# readme rewrites the cause table of docs/events.md from explain/causes.go.
+# readme rewrites what the documentation takes from the code: the cause
+# table of docs/events.md (explain/causes.go) and docs/cli.md, every
+# command's --help. A test fails when either differs.
 readme:
 	$(GO) run ./cmd/abortscope explain --readme docs/events.md
+	$(GO) run ./cmd/abortscope docs --cli docs/cli.md
 
 clean:
 	rm -rf bin

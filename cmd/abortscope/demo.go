@@ -46,17 +46,17 @@ func demoCommand(stdout, stderr io.Writer) *cli.Command {
 			"allowed, and scripted clients that end their connections every way: clean, without COM_QUIT,\n" +
 			"reset, killed mid-result, gone during the handshake, and cut by a fault rule. Then prints each\n" +
 			"event's verdict, what MariaDB logs for it and the advice, and the per-client report.\n\n" +
-			"Example:\n" +
+			"Examples:\n" +
 			"   abortscope demo\n" +
 			"   abortscope demo --keep            # then: curl 127.0.0.1:9307/connections\n" +
 			"   abortscope demo --upstream 127.0.0.1:3306 --user root --password secret",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "upstream", Usage: "a real MariaDB `host:port` to run the story against (default: an embedded server)"},
-			&cli.StringFlag{Name: "user", Value: "root", Usage: "user the scripted clients log in as"},
-			&cli.StringFlag{Name: "password", Usage: "their password (with --upstream)"},
+			&cli.StringFlag{Name: "upstream", Usage: "a real MariaDB `HOST:PORT` to run the story against (default: an embedded server)"},
+			&cli.StringFlag{Name: "user", Value: "root", Usage: "the `USER` the scripted clients log in as"},
+			&cli.StringFlag{Name: "password", Usage: "their `PASSWORD` (with --upstream)"},
 			&cli.BoolFlag{Name: "keep", Usage: "leave the proxy and its admin API running afterwards (Ctrl-C stops them)"},
-			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:0", Usage: "address of the demo's proxy (with --keep, 127.0.0.1:3307 unless set)"},
-			&cli.StringFlag{Name: "admin", Value: "127.0.0.1:9307", Usage: "admin API address with --keep"},
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:0", Usage: "the `HOST:PORT` of the demo's proxy (with --keep, 127.0.0.1:3307 unless set)"},
+			&cli.StringFlag{Name: "admin", Value: "127.0.0.1:9307", Usage: "the admin API's `HOST:PORT` with --keep"},
 		},
 		Action: func(cc *cli.Context) error {
 			return runDemo(cc, stdout, stderr)

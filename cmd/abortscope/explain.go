@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,7 +22,12 @@ func explainCommand(stdout, stderr io.Writer) *cli.Command {
 		ArgsUsage: "[EVENT_JSON]",
 		Description: "Give one event as an argument, or pick it from an events file with --events FILE and\n" +
 			"--conn-id N (abortscope's id) or --server-conn-id N (the N of MariaDB's \"Aborted connection N\").\n" +
-			"--markdown-causes prints the cause table; --readme FILE rewrites the table in FILE.",
+			"--markdown-causes prints the cause table; --readme FILE rewrites the table in FILE.\n\n" +
+			"Examples:\n" +
+			"   abortscope explain --events events.jsonl --server-conn-id 42\n" +
+			"   abortscope explain --events events.jsonl.1 --events events.jsonl --conn-id 7\n" +
+			"   abortscope explain \"$(tail -n 1 events.jsonl)\"\n" +
+			"   abortscope explain --markdown-causes",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "events", Usage: "events `FILE` written by serve; - for stdin; repeat for rotated files"},
 			&cli.Uint64Flag{Name: "conn-id", Usage: "the event with conn_id `N`"},
@@ -45,11 +49,11 @@ func runExplain(cc *cli.Context, stdout, stderr io.Writer) error {
 	if name := cc.String("readme"); name != "" {
 		b, err := os.ReadFile(name)
 		if err != nil {
-			return fmt.Errorf("explain --readme: %w", err)
+			return fileError("--readme", name, err, "a Markdown file holding the cause table's markers")
 		}
 		doc, err := explain.ReplaceBlock(string(b), explain.Markdown())
 		if err != nil {
-			return fmt.Errorf("explain --readme %s: %w", name, err)
+			return fmt.Errorf("--readme %s: %w (put the lines %s and %s where the table goes)", name, err, explain.BeginMarker, explain.EndMarker)
 		}
 		return os.WriteFile(name, []byte(doc), 0o644)
 	}
@@ -67,19 +71,19 @@ func pickEvent(cc *cli.Context, stderr io.Writer) (*events.Event, error) {
 	switch {
 	case len(files) == 0 && cc.NArg() == 1:
 		if byConn || byServer {
-			return nil, errors.New("explain: --conn-id and --server-conn-id go with --events")
+			return nil, usagef("--conn-id and --server-conn-id go with --events FILE, not with EVENT_JSON")
 		}
 		var ev events.Event
 		if err := json.Unmarshal([]byte(cc.Args().First()), &ev); err != nil {
-			return nil, fmt.Errorf("explain: EVENT_JSON: %w", err)
+			return nil, usagef("EVENT_JSON: %w: give one line of serve's events, quoted ('{...}')", err)
 		}
 		return &ev, nil
 	case len(files) == 0:
-		return nil, errors.New("explain: give one EVENT_JSON, or --events FILE with --conn-id N or --server-conn-id N")
+		return nil, usagef("give one EVENT_JSON, or --events FILE with --conn-id N or --server-conn-id N")
 	case cc.NArg() > 0:
-		return nil, errors.New("explain: give EVENT_JSON or --events, not both")
+		return nil, usagef("give EVENT_JSON or --events, not both")
 	case byConn == byServer:
-		return nil, errors.New("explain: with --events, give --conn-id N or --server-conn-id N")
+		return nil, usagef("with --events, give one of --conn-id N or --server-conn-id N")
 	}
 	var found *events.Event
 	for _, name := range files {
@@ -95,7 +99,12 @@ func pickEvent(cc *cli.Context, stderr io.Writer) (*events.Event, error) {
 		}
 	}
 	if found == nil {
-		return nil, errors.New("explain: no such connection in " + strings.Join(files, ", "))
+		id := fmt.Sprintf("conn_id %d", cc.Uint64("conn-id"))
+		if byServer {
+			id = fmt.Sprintf("server_conn_id %d", cc.Uint64("server-conn-id"))
+		}
+		return nil, fmt.Errorf("no event with %s in %s: check the id (the N of \"Aborted connection N\" is a server_conn_id), "+
+			"or add the rotated files, each with --events", id, strings.Join(files, ", "))
 	}
 	return found, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/abortscope/abortscope/admin"
 	"github.com/abortscope/abortscope/faults"
 )
 
@@ -18,8 +20,17 @@ import (
 // API (/faults).
 func faultCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
-		Name:  "fault",
-		Usage: "arm, list and remove fault rules in a running abortscope serve (started with --allow-faults)",
+		Name:      "fault",
+		Usage:     "arm, list and remove fault rules in a running abortscope serve (started with --allow-faults)",
+		UsageText: "abortscope fault command [command options] [arguments...]",
+		Description: "Each command asks a running serve's admin API (--admin, default http://127.0.0.1:9307). That\n" +
+			"serve must allow faults: start it with --allow-faults, or arm rules at start with --fault or\n" +
+			"--faults-file, which imply it.\n\n" +
+			"Examples:\n" +
+			"   abortscope fault add --action reset_server --phase result --after-bytes 65536 --count 1\n" +
+			"   abortscope fault list\n" +
+			"   abortscope fault rm f1\n" +
+			"   abortscope fault clear",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "add",
@@ -27,7 +38,12 @@ func faultCommand(stdout io.Writer) *cli.Command {
 				ArgsUsage: "[SPEC]",
 				Description: "Arms one rule through POST /faults. SPEC, if given, is a rule in serve's --fault form,\n" +
 					"e.g. 'action=reset_server,phase=result,after_bytes=65536,count=1'; flags given as well override it.\n" +
-					"Each flag is a JSON field with dashes (--after-bytes); the JSON name works too (--after_bytes).",
+					"Each flag is a JSON field with dashes (--after-bytes); the JSON name works too (--after_bytes).\n" +
+					"Prints the armed rule's id, for abortscope fault rm.\n\n" +
+					"Examples:\n" +
+					"   abortscope fault add --action reset_server --phase result --after-bytes 65536 --count 1\n" +
+					"   abortscope fault add 'action=error,code=1213,query=^UPDATE,count=1'\n" +
+					"   abortscope fault add --action latency --latency-ms 200 --jitter-ms 50 --attr program_name=worker --ttl 10m",
 				Flags: append(append([]cli.Flag{adminFlag()}, adminTokenFlags()...), ruleFlags()...),
 				Action: func(cc *cli.Context) error {
 					return faultAdd(cc, stdout)
@@ -36,6 +52,9 @@ func faultCommand(stdout io.Writer) *cli.Command {
 			{
 				Name:  "list",
 				Usage: "list the armed fault rules with how often each fired",
+				Description: "Examples:\n" +
+					"   abortscope fault list\n" +
+					"   abortscope fault list --json --admin 127.0.0.1:9307",
 				Flags: append([]cli.Flag{adminFlag(), &cli.BoolFlag{Name: "json", Usage: "print the rules as JSON, as GET /faults answers"}}, adminTokenFlags()...),
 				Action: func(cc *cli.Context) error {
 					return faultList(cc, stdout)
@@ -45,7 +64,11 @@ func faultCommand(stdout io.Writer) *cli.Command {
 				Name:      "rm",
 				Usage:     "disarm fault rules by id",
 				ArgsUsage: "ID...",
-				Flags:     append([]cli.Flag{adminFlag()}, adminTokenFlags()...),
+				Description: "The ids are the ones abortscope fault add printed and abortscope fault list shows.\n\n" +
+					"Examples:\n" +
+					"   abortscope fault rm f1\n" +
+					"   abortscope fault rm --admin http://127.0.0.1:9307 f2 f3",
+				Flags: append([]cli.Flag{adminFlag()}, adminTokenFlags()...),
 				Action: func(cc *cli.Context) error {
 					return faultRemove(cc, stdout)
 				},
@@ -53,6 +76,9 @@ func faultCommand(stdout io.Writer) *cli.Command {
 			{
 				Name:  "clear",
 				Usage: "disarm every fault rule",
+				Description: "Examples:\n" +
+					"   abortscope fault clear\n" +
+					"   abortscope fault clear --admin 127.0.0.1:9307 --admin-token-file /etc/abortscope/admin-token",
 				Flags: append([]cli.Flag{adminFlag()}, adminTokenFlags()...),
 				Action: func(cc *cli.Context) error {
 					return faultClear(cc, stdout)
@@ -71,8 +97,8 @@ func adminFlag() cli.Flag {
 func flagsFirst(cc *cli.Context) error {
 	for _, a := range cc.Args().Slice() {
 		if strings.HasPrefix(a, "-") {
-			return fmt.Errorf("fault %s: flag %s after an argument; put flags first: abortscope fault %[1]s [flags] %s",
-				cc.Command.Name, a, cc.Command.ArgsUsage)
+			return usagef("flag %s after an argument: put flags first: abortscope fault %s [flags] %s",
+				a, cc.Command.Name, cc.Command.ArgsUsage)
 		}
 	}
 	return nil
@@ -83,11 +109,11 @@ func faultAdd(cc *cli.Context, stdout io.Writer) error {
 		return err
 	}
 	if cc.NArg() > 1 {
-		return fmt.Errorf("fault add takes at most one SPEC argument, got %d (quote a spec that holds spaces)", cc.NArg())
+		return usagef("at most one SPEC argument, got %d: quote a spec that holds spaces", cc.NArg())
 	}
 	rule, err := ruleFromFlags(cc)
 	if err != nil {
-		return fmt.Errorf("fault add: %w", err)
+		return err
 	}
 	c, err := newAdminClient(cc, cc.String("admin"))
 	if err != nil {
@@ -95,7 +121,13 @@ func faultAdd(cc *cli.Context, stdout io.Writer) error {
 	}
 	var armed faults.Rule
 	if err := c.call(cc.Context, http.MethodPost, "/faults", rule, http.StatusCreated, &armed); err != nil {
-		return fmt.Errorf("fault add: %w", err)
+		// The server judges a rule (this client sends the fields given):
+		// one it refuses as invalid is a command line that cannot run.
+		var ae *admin.APIError
+		if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+			return asUsage(err)
+		}
+		return err
 	}
 	fmt.Fprintf(stdout, "armed %s name=%s action=%s\n", armed.ID, armed.Name, armed.Action)
 	return nil
@@ -108,7 +140,7 @@ func faultList(cc *cli.Context, stdout io.Writer) error {
 	}
 	var rules []faults.Rule
 	if err := c.call(cc.Context, http.MethodGet, "/faults", nil, http.StatusOK, &rules); err != nil {
-		return fmt.Errorf("fault list: %w", err)
+		return err
 	}
 	if cc.Bool("json") {
 		return printJSON(stdout, rules)
@@ -126,7 +158,7 @@ func faultRemove(cc *cli.Context, stdout io.Writer) error {
 		return err
 	}
 	if cc.NArg() == 0 {
-		return fmt.Errorf("fault rm needs the id of a rule (abortscope fault list shows them)")
+		return usagef("give the id of a rule to remove (abortscope fault list shows them), or use abortscope fault clear")
 	}
 	c, err := newAdminClient(cc, cc.String("admin"))
 	if err != nil {
@@ -134,7 +166,7 @@ func faultRemove(cc *cli.Context, stdout io.Writer) error {
 	}
 	for _, id := range cc.Args().Slice() {
 		if err := c.call(cc.Context, http.MethodDelete, "/faults/"+url.PathEscape(id), nil, http.StatusNoContent, nil); err != nil {
-			return fmt.Errorf("fault rm %s: %w", id, err)
+			return fmt.Errorf("%s: %w", id, err)
 		}
 		fmt.Fprintf(stdout, "removed %s\n", id)
 	}
@@ -150,7 +182,7 @@ func faultClear(cc *cli.Context, stdout io.Writer) error {
 		Removed int `json:"removed"`
 	}
 	if err := c.call(cc.Context, http.MethodDelete, "/faults", nil, http.StatusOK, &res); err != nil {
-		return fmt.Errorf("fault clear: %w", err)
+		return err
 	}
 	fmt.Fprintf(stdout, "removed %d rule(s)\n", res.Removed)
 	return nil

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -41,7 +43,7 @@ func newAdminClient(cc *cli.Context, admin string) (*adminClient, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("--admin %q: want the admin API's URL, e.g. http://127.0.0.1:9307", admin)
+		return nil, usagef("--admin %q: want the admin API's URL, e.g. http://127.0.0.1:9307 (or its host:port, as serve's --admin is written)", admin)
 	}
 	return &adminClient{base: strings.TrimSuffix(u.String(), "/"), token: token, http: &http.Client{Timeout: adminTimeout}}, nil
 }
@@ -69,10 +71,7 @@ func (c *adminClient) call(ctx context.Context, method, path string, in any, wan
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) {
-			return fmt.Errorf("%w (is abortscope serve running with its admin API at %s?)", err, c.base)
-		}
-		return err
+		return c.unreachable(err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -82,7 +81,9 @@ func (c *adminClient) call(ctx context.Context, method, path string, in any, wan
 	if resp.StatusCode != want {
 		e := &admin.APIError{Status: resp.StatusCode}
 		if json.Unmarshal(data, e) != nil || e.Message == "" {
-			e.Message = fmt.Sprintf("%s %s: %s", method, req.URL, strings.TrimSpace(string(data)))
+			// Not abortscope's JSON: another server holds the address.
+			e.Message = fmt.Sprintf("%s %s: %s (is --admin the address of abortscope serve's admin API?)",
+				method, req.URL, strings.TrimSpace(string(data)))
 		}
 		return e
 	}
@@ -90,9 +91,32 @@ func (c *adminClient) call(ctx context.Context, method, path string, in any, wan
 		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s %s: the answer is not what abortscope sends: %w", method, req.URL, err)
+		return fmt.Errorf("%s %s: the answer is not what abortscope sends: %w (is --admin the address of abortscope serve's admin API, and of the same version?)", method, req.URL, err)
 	}
 	return nil
+}
+
+// unreachable says why the admin API could not be asked, and what to do.
+func (c *adminClient) unreachable(err error) error {
+	var dns *net.DNSError
+	switch {
+	case errors.Is(err, context.Canceled):
+		return err
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return reword(err, "nothing answers at %s (connection refused): is abortscope serve running with its admin API there? "+
+			"Start it, or point --admin at its --admin address", c.base)
+	case errors.As(err, &dns):
+		return reword(err, "--admin %s: cannot resolve %s: %v: check the host name", c.base, dns.Name, dns.Err)
+	case errors.Is(err, os.ErrDeadlineExceeded) || isTimeout(err):
+		return reword(err, "the admin API at %s did not answer within %s: check that its host is reachable and that serve "+
+			"is running (not stopped), or point --admin elsewhere", c.base, adminTimeout)
+	}
+	return reword(err, "cannot reach the admin API at %s: %v: check --admin and that abortscope serve is running", c.base, err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func printJSON(w io.Writer, v any) error {

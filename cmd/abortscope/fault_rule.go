@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"sort"
 	"strings"
 
@@ -98,7 +97,7 @@ func ruleFromFlags(cc *cli.Context) (map[string]any, error) {
 	if spec := cc.Args().First(); spec != "" {
 		r, err := faults.ParseSpec(spec)
 		if err != nil {
-			return nil, fmt.Errorf("spec %q: %w", spec, err)
+			return nil, usagef("spec %q: %w (the fields are this command's flags, with _ for -)", spec, err)
 		}
 		for k, v := range r.Attrs {
 			attrs[k] = v
@@ -143,7 +142,7 @@ func ruleFromFlags(cc *cli.Context) (map[string]any, error) {
 	for _, kv := range cc.StringSlice("attr") {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("--attr %q: want KEY=VALUE, e.g. program_name=worker", kv)
+			return nil, usagef("--attr %q: want KEY=VALUE, e.g. program_name=worker", kv)
 		}
 		attrs[k] = v
 	}
@@ -151,7 +150,7 @@ func ruleFromFlags(cc *cli.Context) (map[string]any, error) {
 		m["attrs"] = attrs
 	}
 	if _, ok := m["action"]; !ok {
-		return nil, fmt.Errorf("no action: pass --action (one of %s) or a SPEC with action=", actionNames())
+		return nil, usagef("no action: pass --action (one of %s) or a SPEC with action=", actionNames())
 	}
 	return m, nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,12 +21,16 @@ func reportCommand(stdout, stderr io.Writer) *cli.Command {
 		Usage: "rank clients (user@host, program, process) by the connections they abort without mysql_close()",
 		Description: "Reads the events serve wrote (--events), or asks a running serve (--admin, GET /clients),\n" +
 			"and prints one row per client: connections, share of clean closes, aborts by kind and the last abort.\n" +
-			"Aborts are client_no_quit (FIN while idle), client_reset (RST while idle) and client_abort_in_flight.",
+			"Aborts are client_no_quit (FIN while idle), client_reset (RST while idle) and client_abort_in_flight.\n\n" +
+			"Examples:\n" +
+			"   abortscope report --events events.jsonl --since 24h --top 10\n" +
+			"   abortscope report --events events.jsonl.1 --events events.jsonl --format csv > clients.csv\n" +
+			"   abortscope report --admin 127.0.0.1:9307",
 		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "events", Usage: "events `FILE` written by serve; - for stdin; repeat for rotated files"},
 			&cli.StringFlag{Name: "admin", Usage: "`URL` of a running serve's admin API: report its live /clients instead of a file"},
 			&cli.DurationFlag{Name: "since", Usage: "only connections that ended in the last `DURATION` (e.g. 24h); with --events"},
-			&cli.StringFlag{Name: "format", Value: "table", Usage: "table, json or csv"},
+			&cli.StringFlag{Name: "format", Value: "table", Usage: "output `FORMAT`: table, json or csv"},
 			&cli.IntFlag{Name: "top", Usage: "print only the first `N` clients; 0 for all"},
 		}, adminTokenFlags()...),
 		Action: func(cc *cli.Context) error {
@@ -41,17 +44,17 @@ func runReport(cc *cli.Context, stdout, stderr io.Writer) error {
 	format := cc.String("format")
 	switch {
 	case len(files) == 0 && adminURL == "":
-		return errors.New("report: give --events FILE or --admin URL")
+		return usagef("give --events FILE (the events serve wrote) or --admin URL (a running serve's admin API)")
 	case len(files) > 0 && adminURL != "":
-		return errors.New("report: give --events or --admin, not both")
+		return usagef("give --events or --admin, not both")
 	case adminURL != "" && cc.IsSet("since"):
-		return errors.New("report: --since works with --events; /clients counts every connection since serve started")
+		return usagef("--since works with --events; /clients counts every connection since serve started: drop --since, or read --events")
 	case cc.Duration("since") < 0:
-		return fmt.Errorf("report: --since %s: want a positive duration", cc.Duration("since"))
+		return usagef("--since %s: want a positive duration, e.g. 24h", cc.Duration("since"))
 	case cc.Int("top") < 0:
-		return fmt.Errorf("report: --top %d: want 0 (all) or more", cc.Int("top"))
+		return usagef("--top %d: want 0 (all) or more", cc.Int("top"))
 	case format != "table" && format != "json" && format != "csv":
-		return fmt.Errorf("report: --format must be table, json or csv, not %q", format)
+		return usagef("--format must be table, json or csv, not %q", format)
 	}
 
 	var sums []report.Summary
@@ -98,7 +101,7 @@ func readEventsFile(cc *cli.Context, name string, fn func(*events.Event), stderr
 	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
-			return fmt.Errorf("--events: %w", err)
+			return fileError("--events", name, err, "the file serve's --events writes (and its rotated files, each with --events), or - for stdin")
 		}
 		defer f.Close()
 		r = f

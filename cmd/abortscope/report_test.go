@@ -124,7 +124,7 @@ func TestReportFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"report"}, "give --events FILE or --admin URL"},
+		{[]string{"report"}, "give --events FILE (the events serve wrote) or --admin URL"},
 		{[]string{"report", "--events", path, "--admin", "http://127.0.0.1:1"}, "not both"},
 		{[]string{"report", "--admin", "http://127.0.0.1:1", "--since", "1h"}, "--since works with --events"},
 		{[]string{"report", "--events", path, "--format", "xml"}, "--format must be table, json or csv"},

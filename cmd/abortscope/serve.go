@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -32,20 +33,30 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "relay clients to the upstream server and record how each connection ends",
+		Description: "Listens for MariaDB/MySQL clients on --listen and relays each to --upstream. When a connection\n" +
+			"ends, writes one JSON line to --events: who the client was, how and why it ended, and what to change.\n" +
+			"The admin API (--admin, loopback only unless allowed) serves /connections, /clients, /metrics,\n" +
+			"/healthz and, with --allow-faults, /faults. SIGHUP reopens --events and reloads --tls-cert;\n" +
+			"SIGINT or SIGTERM lets busy connections finish for --shutdown-timeout.\n\n" +
+			"Examples:\n" +
+			"   abortscope serve --upstream 127.0.0.1:3306 --events /var/log/abortscope/events.jsonl\n" +
+			"   abortscope serve --listen 0.0.0.0:3307 --upstream db.internal:3306 --log-format json\n" +
+			"   abortscope serve --allow-faults --fault 'action=reset_server,phase=result,after_bytes=65536,count=1'\n" +
+			"   abortscope serve --client-tls terminate --tls-cert proxy.pem --tls-key proxy-key.pem",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:3307", Usage: "address clients connect to"},
-			&cli.StringFlag{Name: "upstream", Value: "127.0.0.1:3306", Usage: "MariaDB/MySQL server address"},
-			&cli.StringFlag{Name: "events", Value: "-", Usage: "file that receives one JSON line per ended connection (appended, created 0600, reopened on SIGHUP); - for stdout"},
-			&cli.StringFlag{Name: "log-format", Value: "console", Usage: "human log format on stderr: console or json"},
-			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-			&cli.StringFlag{Name: "admin", Value: "127.0.0.1:9307", Usage: "admin HTTP API address (loopback only); empty disables"},
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:3307", Usage: "the `HOST:PORT` clients connect to"},
+			&cli.StringFlag{Name: "upstream", Value: "127.0.0.1:3306", Usage: "the MariaDB/MySQL server's `HOST:PORT`"},
+			&cli.StringFlag{Name: "events", Value: "-", Usage: "`FILE` that receives one JSON line per ended connection (appended, created 0600, reopened on SIGHUP); - for stdout"},
+			&cli.StringFlag{Name: "log-format", Value: "console", Usage: "`FORMAT` of the human log on stderr: console or json"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "`LEVEL` of the log: debug, info, warn or error"},
+			&cli.StringFlag{Name: "admin", Value: "127.0.0.1:9307", Usage: "the admin HTTP API's `HOST:PORT` (loopback only); empty disables"},
 			&cli.BoolFlag{Name: "admin-allow-remote", Usage: "allow a non-loopback --admin address (requires --admin-token or --admin-token-file)"},
 			&cli.BoolFlag{Name: "log-queries", Usage: "put the last statement's text (truncated) in each event"},
-			&cli.IntFlag{Name: "log-queries-max", Value: 1024, Usage: "bytes of statement text kept with --log-queries"},
+			&cli.IntFlag{Name: "log-queries-max", Value: 1024, Usage: "`BYTES` of statement text kept with --log-queries"},
 			&cli.BoolFlag{Name: "redact", Usage: "mask the literals (strings, numbers) of statement text in events and views with ?"},
 			&cli.BoolFlag{Name: "resolve-clients", Value: true, Usage: "name the local process behind each loopback client (client_pid, client_cmd) through /proc"},
-			&cli.DurationFlag{Name: "dial-timeout", Value: 5 * time.Second, Usage: "how long to try connecting to the upstream"},
-			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "on SIGINT/SIGTERM, how long busy connections may finish before they are closed"},
+			&cli.DurationFlag{Name: "dial-timeout", Value: 5 * time.Second, Usage: "how long (`DURATION`) to try connecting to the upstream"},
+			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "on SIGINT/SIGTERM, how long (`DURATION`) busy connections may finish before they are closed"},
 		}, append(append(append(append(faultFlags(), proxyProtocolFlags()...), tlsFlags()...), limitFlags()...), adminTokenFlags()...)...),
 		Action: func(cc *cli.Context) error {
 			return serve(cc, stdout, stderr)
@@ -56,7 +67,7 @@ func serveCommand(stdout, stderr io.Writer) *cli.Command {
 func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+		return nil, asUsage(reword(err, "--log-level %q: want debug, info, warn or error", level))
 	}
 	cfg := zap.NewProductionEncoderConfig()
 	cfg.EncodeTime = zapcore.ISO8601TimeEncoder
@@ -68,7 +79,7 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 		cfg.EncodeLevel = zapcore.CapitalLevelEncoder
 		enc = zapcore.NewConsoleEncoder(cfg)
 	default:
-		return nil, fmt.Errorf("--log-format must be console or json, not %q", format)
+		return nil, usagef("--log-format %q: want console or json", format)
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
 }
@@ -80,20 +91,31 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 	}
 	defer log.Sync()
 
+	if err := checkHostPort("--listen", cc.String("listen"), "127.0.0.1:3307"); err != nil {
+		return err
+	}
+	if err := checkHostPort("--upstream", cc.String("upstream"), "127.0.0.1:3306"); err != nil {
+		return err
+	}
 	adminAddr := cc.String("admin")
 	token, err := adminToken(cc)
 	if err != nil {
 		return err
 	}
 	if adminAddr != "" {
+		if err := checkHostPort("--admin", adminAddr, "127.0.0.1:9307 (or --admin '' for no admin API)"); err != nil {
+			return err
+		}
 		loopErr := admin.CheckLoopback(adminAddr)
 		switch {
 		case loopErr != nil && !cc.Bool("admin-allow-remote"):
-			return loopErr
+			// The admin API arms faults and names every client.
+			return asUsage(reword(loopErr, "--admin %s is not a loopback address: give one such as 127.0.0.1:9307, "+
+				"or expose the admin API with --admin-allow-remote and --admin-token-file", adminAddr))
 		case loopErr != nil && token == "":
 			// Beyond loopback, anyone who reaches the port could arm
 			// faults and read client identities.
-			return fmt.Errorf("--admin %s is not a loopback address: give --admin-token or --admin-token-file too", adminAddr)
+			return usagef("--admin %s is not a loopback address: give --admin-token or --admin-token-file too", adminAddr)
 		}
 	}
 
@@ -106,7 +128,7 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 	var eventFile *eventsFile // reopened on SIGHUP; nil for stdout
 	if path := cc.String("events"); path != "-" {
 		if eventFile, err = openEventsFile(path, log); err != nil {
-			return fmt.Errorf("--events: %w", err)
+			return eventsFileError(path, err)
 		}
 		defer eventFile.Close()
 		eventsOut = eventFile.out()
@@ -153,7 +175,7 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 
 	ln, err := net.Listen("tcp", cc.String("listen"))
 	if err != nil {
-		return fmt.Errorf("--listen: %w", err)
+		return listenError("--listen", cc.String("listen"), err)
 	}
 	// A reader of --events - that goes away must cost lines, counted, not
 	// the process: with SIGPIPE ignored a write to a closed pipe fails
@@ -190,7 +212,7 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 		aln, err := net.Listen("tcp", adminAddr)
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("--admin: %w", err)
+			return listenError("--admin", adminAddr, err)
 		}
 		adminSrv = &http.Server{
 			Handler: admin.Handler(admin.Options{
@@ -243,6 +265,17 @@ func serve(cc *cli.Context, stdout, stderr io.Writer) error {
 		runErr = nil
 	}
 	return runErr
+}
+
+// eventsFileError says why --events could not be opened, and what to do.
+func eventsFileError(path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return reword(err, "--events %s: %v: create the directory, or give another path with --events (- for stdout)", path, err)
+	case errors.Is(err, fs.ErrPermission):
+		return reword(err, "--events %s: %v: run serve as a user who may write there, or give another path with --events (- for stdout)", path, err)
+	}
+	return fmt.Errorf("--events %s: %w", path, err)
 }
 
 // writeErrorLogger returns the events writer's OnError: the first failed

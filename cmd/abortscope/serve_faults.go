@@ -17,9 +17,9 @@ import (
 func faultFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "allow-faults", Usage: "enable fault injection: the admin API's /faults endpoints (403 without it)"},
-		&cli.StringSliceFlag{Name: "fault", Usage: "arm a fault rule at start, as key=value pairs, e.g. 'action=reset_server,phase=result,after_bytes=65536,count=1' (repeatable; implies --allow-faults)"},
+		&cli.StringSliceFlag{Name: "fault", Usage: "arm a fault rule at start, a `SPEC` of key=value pairs, e.g. 'action=reset_server,phase=result,after_bytes=65536,count=1' (repeatable; implies --allow-faults)"},
 		&cli.StringFlag{Name: "faults-file", Usage: "arm the rules in `FILE`, a JSON array of rules as POST /faults takes them (implies --allow-faults)"},
-		&cli.Int64Flag{Name: "seed", Usage: "seed of the random source behind rules' probability and latency jitter, to repeat a run; if unset, taken from the clock and logged"},
+		&cli.Int64Flag{Name: "seed", Usage: "the `N` that seeds the random source behind rules' probability and latency jitter, to repeat a run; if unset, taken from the clock and logged"},
 	}
 }
 
@@ -46,11 +46,12 @@ func setUpFaults(cc *cli.Context, log *zap.Logger) (set *faults.Set, allowed boo
 	var rules []faults.Rule
 	for _, spec := range specs {
 		r, err := faults.ParseSpec(spec)
-		if err != nil {
-			return nil, false, fmt.Errorf("--fault %q: %w", spec, err)
+		if err == nil {
+			r, err = set.Add(r)
 		}
-		if r, err = set.Add(r); err != nil {
-			return nil, false, fmt.Errorf("--fault %q: %w", spec, err)
+		if err != nil {
+			// abortscope fault add --help lists every field.
+			return nil, false, usagef("--fault %q: %w (the fields are fault add's flags, with _ for -: abortscope fault add --help)", spec, err)
 		}
 		rules = append(rules, r)
 	}
@@ -73,11 +74,11 @@ func setUpFaults(cc *cli.Context, log *zap.Logger) (set *faults.Set, allowed boo
 func loadFaultsFile(set *faults.Set, path string) ([]faults.Rule, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("--faults-file: %w", err)
+		return nil, fileError("--faults-file", path, err, "a JSON file holding an array of rules, as POST /faults takes them")
 	}
 	var raw []json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("--faults-file %s: want a JSON array of rules: %w", path, err)
+		return nil, fmt.Errorf("--faults-file %s: want a JSON array of rules, as POST /faults takes them ([{\"action\": \"reset_server\", \"count\": 1}]): %w", path, err)
 	}
 	out := make([]faults.Rule, 0, len(raw))
 	for i, msg := range raw {
@@ -86,7 +87,7 @@ func loadFaultsFile(set *faults.Set, path string) ([]faults.Rule, error) {
 			r, err = set.Add(r)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("--faults-file %s: rule %d: %w", path, i+1, err)
+			return nil, fmt.Errorf("--faults-file %s: rule %d: %w (fix it in the file; abortscope fault add --help describes the fields)", path, i+1, err)
 		}
 		out = append(out, r)
 	}

@@ -14,7 +14,7 @@ import (
 // proxyProtocolFlags are serve's PROXY protocol flags.
 func proxyProtocolFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "upstream-proxy-protocol", Usage: "open each upstream connection with a PROXY protocol header (`v1` or v2) naming the client, so MariaDB (proxy_protocol_networks) logs and authenticates the client instead of the proxy"},
+		&cli.StringFlag{Name: "upstream-proxy-protocol", Usage: "open each upstream connection with a PROXY protocol header of `VERSION` v1 or v2 naming the client, so MariaDB (proxy_protocol_networks) logs and authenticates the client instead of the proxy"},
 		&cli.StringSliceFlag{Name: "accept-proxy-protocol", Usage: "peers in these networks (`CIDR`[,CIDR], or addresses; repeatable) must open with a PROXY protocol header, whose source then is the client; a header from any other peer is refused"},
 	}
 }
@@ -25,7 +25,7 @@ func setUpProxyProtocol(cc *cli.Context, p *proxy.Proxy, log *zap.Logger) error 
 	case "", proxy.ProxyProtocolV1, proxy.ProxyProtocolV2:
 		p.UpstreamProxyProtocol = v
 	default:
-		return fmt.Errorf("--upstream-proxy-protocol %q: want v1 or v2", v)
+		return usagef("--upstream-proxy-protocol %q: want v1 or v2", v)
 	}
 	// The app turns off the flag library's comma splitting (fault specs
 	// hold commas), so lists are split here.
@@ -33,7 +33,7 @@ func setUpProxyProtocol(cc *cli.Context, p *proxy.Proxy, log *zap.Logger) error 
 		for _, s := range strings.Split(arg, ",") {
 			n, err := parseNetwork(strings.TrimSpace(s))
 			if err != nil {
-				return fmt.Errorf("--accept-proxy-protocol: %w", err)
+				return usagef("--accept-proxy-protocol: %w", err)
 			}
 			p.AcceptProxyProtocol = append(p.AcceptProxyProtocol, n)
 		}

@@ -328,7 +328,7 @@ func TestServeRefusesBadFlags(t *testing.T) {
 	}{
 		{"non-loopback admin", []string{"--admin", "0.0.0.0:9307"}, []string{"not a loopback address", "--admin-allow-remote"}},
 		{"admin on a LAN address", []string{"--admin", "10.1.2.3:9307"}, []string{"not a loopback address"}},
-		{"admin without a port", []string{"--admin", "localhost"}, []string{"admin address"}},
+		{"admin without a port", []string{"--admin", "localhost"}, []string{"--admin", "want host:port"}},
 		{"bad log format", []string{"--log-format", "xml"}, []string{"--log-format", "xml"}},
 		{"bad log level", []string{"--log-level", "loud"}, []string{"--log-level"}},
 		{"events in a missing directory", []string{"--events", missing}, []string{"--events"}},

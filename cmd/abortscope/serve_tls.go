@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net"
 
@@ -16,11 +15,11 @@ import (
 // tlsFlags are serve's TLS flags, for both legs.
 func tlsFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "client-tls", Value: string(session.Passthrough), Usage: "what to do with a client that asks for TLS: `passthrough` (its TLS session is with MariaDB: every client works as it would directly; the proxy judges endings from TLS record sizes), terminate (the proxy completes TLS with its own certificate and sees everything), strip (no TLS offered; a client that asks is refused)"},
+		&cli.StringFlag{Name: "client-tls", Value: string(session.Passthrough), Usage: "what to do with a client that asks for TLS, `MODE`: passthrough (its TLS session is with MariaDB: every client works as it would directly; the proxy judges endings from TLS record sizes), terminate (the proxy completes TLS with its own certificate and sees everything), strip (no TLS offered; a client that asks is refused)"},
 		&cli.StringFlag{Name: "tls-cert", Usage: "the proxy's certificate (PEM `FILE`, with its chain) for --client-tls terminate; reloaded on SIGHUP"},
 		&cli.StringFlag{Name: "tls-key", Usage: "the key of --tls-cert (PEM `FILE`)"},
 		&cli.BoolFlag{Name: "tls-self-signed", Usage: "for --client-tls terminate without --tls-cert: generate a self-signed certificate at start and log its SHA-256 fingerprint (clients must then pin it, or skip verification)"},
-		&cli.StringFlag{Name: "upstream-tls", Value: string(session.UpstreamPreferred), Usage: "the proxy's own TLS session to MariaDB, for clients whose session it holds (terminate, strip, plaintext clients): `off`, preferred (TLS when MariaDB offers it, certificate not checked), required, verify-ca, verify-full"},
+		&cli.StringFlag{Name: "upstream-tls", Value: string(session.UpstreamPreferred), Usage: "`MODE` of the proxy's own TLS session to MariaDB, for clients whose session it holds (terminate, strip, plaintext clients): off, preferred (TLS when MariaDB offers it, certificate not checked), required, verify-ca, verify-full"},
 		&cli.StringFlag{Name: "upstream-ca", Usage: "CA bundle (PEM `FILE`) to verify MariaDB's certificate with verify-ca/verify-full; default: the system's"},
 		&cli.StringFlag{Name: "upstream-cert", Usage: "client certificate (PEM `FILE`) to present to MariaDB"},
 		&cli.StringFlag{Name: "upstream-key", Usage: "the key of --upstream-cert (PEM `FILE`)"},
@@ -32,21 +31,25 @@ func tlsFlags() []cli.Flag {
 // reloads (nil when nothing is).
 func setUpTLS(cc *cli.Context, p *proxy.Proxy, log *zap.Logger) (reload func() error, err error) {
 	if p.ClientTLS, err = session.ParseClientTLS(cc.String("client-tls")); err != nil {
-		return nil, fmt.Errorf("--client-tls: %w", err)
+		return nil, usagef("--client-tls: %w", err)
 	}
 	if p.UpstreamTLS, err = session.ParseUpstreamTLS(cc.String("upstream-tls")); err != nil {
-		return nil, fmt.Errorf("--upstream-tls: %w", err)
+		return nil, usagef("--upstream-tls: %w", err)
 	}
 	certFile, keyFile, selfSigned := cc.String("tls-cert"), cc.String("tls-key"), cc.Bool("tls-self-signed")
 	switch {
 	case (certFile == "") != (keyFile == ""):
-		return nil, errors.New("--tls-cert and --tls-key go together")
+		return nil, usagef("--tls-cert and --tls-key go together: give both, the certificate and its key")
 	case certFile != "" && selfSigned:
-		return nil, errors.New("--tls-self-signed and --tls-cert exclude each other")
+		return nil, usagef("--tls-self-signed and --tls-cert exclude each other: drop one")
 	case p.ClientTLS == session.Terminate && certFile == "" && !selfSigned:
-		return nil, errors.New("--client-tls terminate needs a certificate: --tls-cert and --tls-key, or --tls-self-signed")
+		return nil, usagef("--client-tls terminate needs a certificate: --tls-cert and --tls-key, or --tls-self-signed")
 	case p.ClientTLS != session.Terminate && (certFile != "" || selfSigned):
-		return nil, fmt.Errorf("--tls-cert/--tls-self-signed are for --client-tls terminate (now %s)", p.ClientTLS)
+		return nil, usagef("--tls-cert/--tls-self-signed are for --client-tls terminate (now %s): add --client-tls terminate, or drop them", p.ClientTLS)
+	}
+	if verify := p.UpstreamTLS == session.UpstreamVerify || p.UpstreamTLS == session.UpstreamVerifyCA; !verify &&
+		(cc.String("upstream-ca") != "" || cc.String("upstream-server-name") != "") {
+		return nil, usagef("--upstream-ca and --upstream-server-name need --upstream-tls verify-ca or verify-full (now %s)", p.UpstreamTLS)
 	}
 	switch {
 	case certFile != "":
