@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs where it is missing: mariadbd and
 # mariadb-install-db (mariadb-server), the mariadb CLI (mariadb-client) and
-# PyMySQL for Debian's python3 (python3-pymysql). Then fetches Go modules.
+# PyMySQL for Debian's python3 (python3-pymysql), and zsh (the completion
+# script's test runs it). Then fetches Go modules.
 set -euo pipefail
 
 need=()
@@ -10,6 +11,7 @@ have mariadbd || need+=(mariadb-server)
 have mariadb-install-db || need+=(mariadb-server)
 have mariadb || need+=(mariadb-client)
 /usr/bin/python3 -c 'import pymysql' >/dev/null 2>&1 || need+=(python3-pymysql)
+have zsh || need+=(zsh)
 
 if [ ${#need[@]} -gt 0 ]; then
   # shellcheck disable=SC2207

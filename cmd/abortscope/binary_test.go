@@ -76,7 +76,7 @@ func TestBinary(t *testing.T) {
 	t.Run("bash completion", func(t *testing.T) {
 		bash, err := exec.LookPath("bash")
 		if err != nil {
-			t.Skip("no bash")
+			t.Fatalf("bash is needed to test its completion script: %v", err)
 		}
 		for line, want := range map[string]string{
 			"abortscope fa":             "fault",
@@ -94,7 +94,7 @@ func TestBinary(t *testing.T) {
 	t.Run("zsh completion", func(t *testing.T) {
 		zsh, err := exec.LookPath("zsh")
 		if err != nil {
-			t.Skip("no zsh")
+			t.Fatalf("zsh is needed to test its completion script (make deps installs it): %v", err)
 		}
 		script, _, err := runWithStderr(t, "completion", "zsh")
 		if err != nil {
