@@ -45,12 +45,10 @@ abortscope completion zsh > "${fpath[1]}/_abortscope"                      # zsh
 ` + "```" + `
 `
 
-// cliDoc renders docs/cli.md.
-func cliDoc() (string, error) {
-	var b strings.Builder
-	b.WriteString(cliDocHeader)
-	app := newApp(nil, io.Discard, io.Discard, docVersion)
-	var paths [][]string
+// commandPaths are abortscope and every visible command under it, as the
+// words that name them: {}, {"serve"}, {"fault", "add"}...
+func commandPaths(cmds []*cli.Command) [][]string {
+	paths := [][]string{nil}
 	var walk func(prefix []string, cmds []*cli.Command)
 	walk = func(prefix []string, cmds []*cli.Command) {
 		for _, c := range cmds {
@@ -62,8 +60,15 @@ func cliDoc() (string, error) {
 			walk(p, c.Subcommands)
 		}
 	}
-	paths = append(paths, nil)
-	walk(nil, app.Commands)
+	walk(nil, cmds)
+	return paths
+}
+
+// cliDoc renders docs/cli.md.
+func cliDoc() (string, error) {
+	var b strings.Builder
+	b.WriteString(cliDocHeader)
+	paths := commandPaths(newApp(nil, io.Discard, io.Discard, docVersion).Commands)
 
 	b.WriteString("\n## Commands\n\n")
 	for _, p := range paths {

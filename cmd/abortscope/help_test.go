@@ -8,25 +8,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// commandPaths are abortscope and every visible command under it, as the
-// words that name them: {}, {"serve"}, {"fault", "add"}...
-func commandPaths() [][]string {
-	paths := [][]string{nil}
-	var walk func(prefix []string, cmds []*cli.Command)
-	walk = func(prefix []string, cmds []*cli.Command) {
-		for _, c := range cmds {
-			if c.Hidden {
-				continue
-			}
-			p := append(append([]string(nil), prefix...), c.Name)
-			paths = append(paths, p)
-			walk(p, c.Subcommands)
-		}
-	}
-	walk(nil, newApp(nil, io.Discard, io.Discard, "test").Commands)
-	return paths
-}
-
 // examples are the example command lines of a --help output: the lines
 // of its "Examples:" block.
 func examples(help string) []string {
@@ -47,7 +28,7 @@ func examples(help string) []string {
 // TestHelpExamples: every command's --help, and abortscope's, ends its
 // description with worked examples of that command.
 func TestHelpExamples(t *testing.T) {
-	paths := commandPaths()
+	paths := commandPaths(newApp(nil, io.Discard, io.Discard, "test").Commands)
 	if len(paths) < 12 {
 		t.Fatalf("only %d commands found: %q", len(paths), paths)
 	}
@@ -77,7 +58,7 @@ func TestHelpExamples(t *testing.T) {
 // commands' actions are replaced: nothing runs but the parsing.
 func TestHelpExamplesParse(t *testing.T) {
 	n := 0
-	for _, p := range commandPaths() {
+	for _, p := range commandPaths(newApp(nil, io.Discard, io.Discard, "test").Commands) {
 		out, _, err := runWithStderr(t, append(p, "--help")...)
 		if err != nil {
 			t.Fatal(err)
