@@ -61,6 +61,7 @@ func newApp(args []string, stdout, stderr io.Writer, ver string) *cli.App {
 			correlateCommand(stdout, stderr),
 			explainCommand(stdout, stderr),
 			demoCommand(stdout, stderr),
+			healthcheckCommand(stdout),
 			versionCommand(stdout),
 			completionCommand(stdout),
 			docsCommand(stdout),

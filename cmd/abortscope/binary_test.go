@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -73,6 +75,25 @@ func TestBinary(t *testing.T) {
 		}
 	})
 
+	// What Docker's HEALTHCHECK reads: the exit status and the output of
+	// the process.
+	t.Run("healthcheck", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte("ok\nactive_connections 0\n"))
+		}))
+		defer srv.Close()
+		out, errOut, code := runBin("healthcheck", "--url", srv.URL+"/healthz")
+		if code != 0 || out != "ok\nactive_connections 0\n" || errOut != "" {
+			t.Errorf("healthcheck of a healthy server: exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+		closed := freeLoopbackAddr(t)
+		out, errOut, code = runBin("healthcheck", "--url", closed)
+		if want := "abortscope: healthcheck: nothing answers at http://" + closed + "/healthz (connection refused)"; code != 1 || out != "" ||
+			!strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("healthcheck with nothing listening: exit %d, stdout %q, stderr %q; want 1 and one line %q…", code, out, errOut, want)
+		}
+	})
+
 	t.Run("bash completion", func(t *testing.T) {
 		bash, err := exec.LookPath("bash")
 		if err != nil {
@@ -101,7 +122,7 @@ func TestBinary(t *testing.T) {
 			t.Fatal(err)
 		}
 		for line, want := range map[string]string{
-			"abortscope fa":              "describe: serve:fault:report:correlate:explain:demo:version:completion",
+			"abortscope fa":              "describe: serve:fault:report:correlate:explain:demo:healthcheck:version:completion",
 			"abortscope fault r":         "describe: add:list:rm:clear",
 			"abortscope report --for":    "describe: --format",
 			"abortscope serve --listen ": "files",

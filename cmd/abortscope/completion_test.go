@@ -40,7 +40,7 @@ func TestGenerateBashCompletion(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{nil, []string{"serve", "fault", "report", "correlate", "explain", "demo", "version", "completion"}},
+		{nil, []string{"serve", "fault", "report", "correlate", "explain", "demo", "healthcheck", "version", "completion"}},
 		{[]string{"fault"}, []string{"add", "list", "rm", "clear"}},
 		{[]string{"serve", "--l"}, []string{"--listen", "--log-format", "--log-level", "--log-queries", "--log-queries-max"}},
 		{[]string{"report", "-"}, []string{"--events", "--admin", "--since", "--format", "--top", "--admin-token", "--admin-token-file", "--help"}},

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path"
@@ -12,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
 )
 
 // The container image (Dockerfile) checked against the compose file and
@@ -19,7 +24,8 @@ import (
 
 // TestDeployDockerfile: the image builds the binary the way the README
 // says, runs it as the user the token secret is given to, exposes the ports
-// the compose file publishes and checks the health of the admin API there.
+// the compose file publishes and checks the health of the admin API there
+// with abortscope healthcheck.
 func TestDeployDockerfile(t *testing.T) {
 	d := loadDeployment(t)
 	df := d.docker
@@ -45,7 +51,7 @@ func TestDeployDockerfile(t *testing.T) {
 		t.Errorf("Dockerfile builds with %s, older than go.mod's go %s.%s", build.image, g[1], g[2])
 	}
 
-	// go build of both commands, static, with the version stamped.
+	// go build of the command, static, with the version stamped.
 	outs := build.goBuilds()
 	as, ok := outs["./cmd/abortscope"]
 	if !ok {
@@ -57,16 +63,11 @@ func TestDeployDockerfile(t *testing.T) {
 	if !regexp.MustCompile(`-X main\.version=\$\{?VERSION\}?`).MatchString(as.flags) || !build.hasArg("VERSION") {
 		t.Errorf("Dockerfile: %q: want ARG VERSION and -ldflags \"-X main.version=$VERSION\"", as.run)
 	}
-	hc, ok := outs["./cmd/abortscope-healthcheck"]
-	if !ok {
-		t.Fatalf("Dockerfile: no `go build -o … ./cmd/abortscope-healthcheck` (the HEALTHCHECK, distroless having no curl)")
-	}
 
-	// The final stage: both binaries, a non-root user.
+	// The final stage: the binary, a non-root user.
 	binAt := final.copiedTo(build, as.out)
-	hcAt := final.copiedTo(build, hc.out)
-	if binAt == "" || hcAt == "" {
-		t.Fatalf("Dockerfile: the final stage does not COPY --from the build stage %s and %s", as.out, hc.out)
+	if binAt == "" {
+		t.Fatalf("Dockerfile: the final stage does not COPY --from the build stage %s", as.out)
 	}
 	uid := df.user()
 	if n, err := strconv.Atoi(uid); err != nil || n == 0 {
@@ -90,18 +91,34 @@ func TestDeployDockerfile(t *testing.T) {
 		t.Errorf("Dockerfile: EXPOSE %v, want the ports of --listen and --admin %v", final.expose, want)
 	}
 
-	// HEALTHCHECK: the healthcheck binary on /healthz of --admin's port.
-	if len(final.healthcheck) != 2 || final.healthcheck[0] != hcAt {
-		t.Fatalf("Dockerfile: HEALTHCHECK CMD %q, want [%q, \"http://127.0.0.1:PORT/healthz\"]", final.healthcheck, hcAt)
+	// HEALTHCHECK: abortscope healthcheck on /healthz of --admin's port,
+	// failing on its own --timeout before Docker's kills it.
+	wantCmd := fmt.Sprintf(`[%q, "healthcheck", "--url", "http://127.0.0.1:PORT/healthz"]`, binAt)
+	if len(final.healthcheck) < 2 || final.healthcheck[0] != binAt {
+		t.Fatalf("Dockerfile: HEALTHCHECK CMD %q, want %s", final.healthcheck, wantCmd)
 	}
-	u, err := url.Parse(final.healthcheck[1])
+	hcURL, hcTimeout, err := healthcheckFlags(final.healthcheck[1:])
+	if err != nil {
+		t.Fatalf("Dockerfile: HEALTHCHECK CMD %q: %v; want %s", final.healthcheck, err, wantCmd)
+	}
+	u, err := url.Parse(hcURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	admin, _ := d.serve.get("admin")
 	_, adminPort := hostPort(t, "admin", admin)
 	if u.Scheme != "http" || u.Hostname() != "127.0.0.1" || u.Port() != strconv.Itoa(int(adminPort)) || u.Path != "/healthz" {
-		t.Errorf("Dockerfile: HEALTHCHECK %s, want http://127.0.0.1:%d/healthz (--admin %s)", u, adminPort, admin)
+		t.Errorf("Dockerfile: HEALTHCHECK checks %s, want http://127.0.0.1:%d/healthz (--admin %s)", u, adminPort, admin)
+	}
+	dockerTimeout := 30 * time.Second // Docker's default
+	if v, ok := final.healthcheckOpts["timeout"]; ok {
+		if dockerTimeout, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("Dockerfile: HEALTHCHECK --timeout=%s: %v", v, err)
+		}
+	}
+	if hcTimeout >= dockerTimeout {
+		t.Errorf("Dockerfile: abortscope healthcheck --timeout %s is not below HEALTHCHECK --timeout=%s: Docker would kill the check before it says why it failed",
+			hcTimeout, dockerTimeout)
 	}
 
 	// The events directory: the image's user owns it, so the named volume
@@ -119,6 +136,41 @@ func TestDeployDockerfile(t *testing.T) {
 	if !slices.Contains(strings.Fields(string(ignore)), ".env") {
 		t.Error(".dockerignore does not leave out .env, where the staging tokens are")
 	}
+}
+
+// healthcheckFlags runs args (the words after the binary in HEALTHCHECK) as
+// abortscope's command line, with the healthcheck command's action
+// replaced: they must name that command, with flags it has and values it
+// takes, and no argument. It returns the URL the check would GET (host:port
+// resolved as the command does) and its timeout.
+func healthcheckFlags(args []string) (string, time.Duration, error) {
+	argv := append([]string{"abortscope"}, args...)
+	app := newApp(argv, io.Discard, io.Discard, "test")
+	var target string
+	var timeout time.Duration
+	ran := false
+	for _, c := range app.Commands {
+		if c.Name != "healthcheck" {
+			continue
+		}
+		c.Action = func(cc *cli.Context) error {
+			if cc.NArg() > 0 {
+				return fmt.Errorf("unexpected argument %q", cc.Args().First())
+			}
+			ran = true
+			timeout = cc.Duration("timeout")
+			var err error
+			target, err = healthzURL(cc.String("url"))
+			return err
+		}
+	}
+	if err := app.Run(argv); err != nil {
+		return "", 0, err
+	}
+	if !ran {
+		return "", 0, errors.New("it does not run abortscope healthcheck")
+	}
+	return target, timeout, nil
 }
 
 // cmpMinor compares two major.minor versions.
@@ -148,6 +200,8 @@ type dockerStage struct {
 	expose      []string
 	entrypoint  []string
 	healthcheck []string // the CMD of HEALTHCHECK, exec form
+	// healthcheckOpts are HEALTHCHECK's options: "timeout" → "3s".
+	healthcheckOpts map[string]string
 }
 
 type dockerCopy struct {
@@ -241,8 +295,12 @@ func readDockerfile(file string) (dockerfile, error) {
 			}
 		case "HEALTHCHECK":
 			f := rest
+			st.healthcheckOpts = map[string]string{}
 			for strings.HasPrefix(f, "--") {
-				_, f, _ = strings.Cut(f, " ")
+				var opt string
+				opt, f, _ = strings.Cut(f, " ")
+				k, v, _ := strings.Cut(strings.TrimPrefix(opt, "--"), "=")
+				st.healthcheckOpts[k] = v
 				f = strings.TrimSpace(f)
 			}
 			cmd, ok := strings.CutPrefix(f, "CMD ")
