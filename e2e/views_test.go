@@ -124,6 +124,23 @@ func TestViewsConnectionsAndMetrics(t *testing.T) {
 			t.Errorf("ended_total{verdict=%q} = %v, events say %d", v, got, n)
 		}
 	}
+	// The client that skipped close, by user and program.
+	for _, e := range evs {
+		if e.Verdict != events.ClientNoQuit {
+			continue
+		}
+		program := e.Attrs["program_name"]
+		if program == "" {
+			program = e.Attrs["_client_name"]
+		}
+		series := fmt.Sprintf(`abortscope_client_aborts_total{program=%q,user=%q,verdict="client_no_quit"}`, program, e.User)
+		if got := metricValue(t, body, series); got != 1 {
+			t.Errorf("%s = %v, want 1", series, got)
+		}
+	}
+	if strings.Contains(body, `abortscope_client_aborts_total{program="views-clean"`) {
+		t.Errorf("clean connections counted as client aborts:\n%s", body)
+	}
 	if got := metricValue(t, body, `abortscope_connection_duration_seconds_count`); got != float64(len(evs)) {
 		t.Errorf("duration histogram count %v, want %d", got, len(evs))
 	}

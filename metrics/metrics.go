@@ -1,9 +1,12 @@
 // Package metrics exports abortscope's Prometheus metrics. Labels stay
-// low-cardinality (verdict, phase, direction, action); per-client detail
-// lives in /clients and the events.
+// low-cardinality (verdict, phase, direction, action); the one per-client
+// counter, client aborts by user and program, is capped at MaxClients label
+// pairs. Full per-client detail lives in /clients and the events.
 package metrics
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -31,6 +34,9 @@ var phases = protocol.PhaseNames()
 // a fault observer; the forwarding path never touches it.
 type Metrics struct {
 	ended        *prometheus.CounterVec
+	aborts       *prometheus.CounterVec
+	clientsMu    sync.Mutex
+	clients      map[[2]string]bool // (user, program) pairs aborts has
 	duration     prometheus.Histogram
 	faults       *prometheus.CounterVec
 	live         Live
@@ -55,6 +61,11 @@ func New(reg prometheus.Registerer, live Live, writer func() events.WriterStats)
 			Name: "abortscope_connections_ended_total",
 			Help: "Connections ended, by verdict (clean, client_no_quit, client_abort_in_flight, …).",
 		}, []string{"verdict"}),
+		aborts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "abortscope_client_aborts_total",
+			Help: "Connections the client ended without COM_QUIT (client_no_quit, client_reset, client_abort_in_flight), by user, program (program_name, else _client_name) and verdict; pairs past the first 200 are counted as user and program \"(other)\".",
+		}, []string{"user", "program", "verdict"}),
+		clients: map[[2]string]bool{},
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "abortscope_connection_duration_seconds",
 			Help:    "How long connections lived, from accept to end.",
@@ -75,7 +86,7 @@ func New(reg prometheus.Registerer, live Live, writer func() events.WriterStats)
 		bytesDesc: prometheus.NewDesc("abortscope_bytes_total",
 			"Bytes relayed, by direction (client_to_server, server_to_client).", []string{"direction"}, nil),
 	}
-	for _, c := range []prometheus.Collector{m.ended, m.duration, m.faults, m,
+	for _, c := range []prometheus.Collector{m.ended, m.aborts, m.duration, m.faults, m,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -84,10 +95,41 @@ func New(reg prometheus.Registerer, live Live, writer func() events.WriterStats)
 	return m, nil
 }
 
+// MaxClients bounds the (user, program) label pairs of
+// abortscope_client_aborts_total; later pairs are counted as "(other)".
+const MaxClients = 200
+
+// Other is the user and program of client aborts past MaxClients pairs.
+const Other = "(other)"
+
 // Emit counts an ended connection.
 func (m *Metrics) Emit(e *events.Event) {
 	m.ended.WithLabelValues(string(e.Verdict)).Inc()
 	m.duration.Observe(e.DurationMS / 1000)
+	if e.Verdict.ClientAbort() {
+		user, program := m.client(e)
+		m.aborts.WithLabelValues(user, program, string(e.Verdict)).Inc()
+	}
+}
+
+// client names the client of an abort for the labels: its user ("" for a
+// TLS passthrough connection, whose login is not seen) and program, or
+// Other once MaxClients pairs have been seen.
+func (m *Metrics) client(e *events.Event) (user, program string) {
+	program = e.Attrs["program_name"]
+	if program == "" {
+		program = e.Attrs["_client_name"]
+	}
+	key := [2]string{e.User, program}
+	m.clientsMu.Lock()
+	defer m.clientsMu.Unlock()
+	if !m.clients[key] {
+		if len(m.clients) >= MaxClients {
+			return Other, Other
+		}
+		m.clients[key] = true
+	}
+	return e.User, program
 }
 
 // FaultFired counts a fault rule firing.

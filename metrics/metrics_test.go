@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -78,5 +79,53 @@ abortscope_connections_active{phase="result"} 1
 	}
 	if _, err := New(reg, fakeLive{}, nil); err == nil {
 		t.Error("registering twice on one registry succeeded")
+	}
+}
+
+// TestClientAborts: client aborts are counted by user, program and verdict
+// (program_name, else _client_name); other verdicts are not; past
+// MaxClients (user, program) pairs the rest go to "(other)", while pairs
+// already seen keep their own series.
+func TestClientAborts(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg, fakeLive{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emit := func(user, program, client string, v events.Verdict) {
+		attrs := map[string]string{"_client_name": client}
+		if program != "" {
+			attrs["program_name"] = program
+		}
+		m.Emit(&events.Event{User: user, Attrs: attrs, Verdict: v})
+	}
+	emit("billing", "billing-report", "pymysql", events.ClientNoQuit)
+	emit("billing", "billing-report", "pymysql", events.ClientNoQuit)
+	emit("billing", "billing-report", "pymysql", events.Clean)
+	emit("etl", "", "Go-MySQL-Driver", events.ClientAbortInFlight)
+	emit("etl", "", "Go-MySQL-Driver", events.ClientReset)
+	want := `
+# HELP abortscope_client_aborts_total Connections the client ended without COM_QUIT (client_no_quit, client_reset, client_abort_in_flight), by user, program (program_name, else _client_name) and verdict; pairs past the first 200 are counted as user and program "(other)".
+# TYPE abortscope_client_aborts_total counter
+abortscope_client_aborts_total{program="Go-MySQL-Driver",user="etl",verdict="client_abort_in_flight"} 1
+abortscope_client_aborts_total{program="Go-MySQL-Driver",user="etl",verdict="client_reset"} 1
+abortscope_client_aborts_total{program="billing-report",user="billing",verdict="client_no_quit"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "abortscope_client_aborts_total"); err != nil {
+		t.Error(err)
+	}
+
+	for i := 0; i < MaxClients+50; i++ {
+		emit("u"+strconv.Itoa(i), "p", "c", events.ClientReset)
+	}
+	emit("billing", "billing-report", "pymysql", events.ClientNoQuit) // seen before the cap
+	if n := testutil.CollectAndCount(m.aborts); n != MaxClients+2 {
+		t.Errorf("%d series, want %d (MaxClients pairs, one with two verdicts, and (other))", n, MaxClients+2)
+	}
+	if got := testutil.ToFloat64(m.aborts.WithLabelValues(Other, Other, "client_reset")); got != 50+2 {
+		t.Errorf("(other) counted %v, want 52", got)
+	}
+	if got := testutil.ToFloat64(m.aborts.WithLabelValues("billing", "billing-report", "client_no_quit")); got != 3 {
+		t.Errorf("billing-report after the cap: %v, want 3", got)
 	}
 }
