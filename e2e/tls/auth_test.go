@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	gmclient "github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/abortscope/abortscope/events"
@@ -63,13 +64,24 @@ func TestAuthPluginsThroughTLS(t *testing.T) {
 					}
 					p.Logger = e2ekit.LoggerTo(&log)
 				})
-				pool, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/mysql?tls=%s", u.user, u.pass, p.Addr, tc.clientTLS))
-				if err != nil {
-					t.Fatal(err)
-				}
 				var user, cipher string
-				err = pool.QueryRow("SELECT CURRENT_USER(), (SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_cipher')").Scan(&user, &cipher)
-				pool.Close()
+				var err error
+				if u.user == "tls_ed" {
+					// go-sql-driver (1.10.1) strips a trailing 0 byte from an
+					// auth switch's data, so it fails 1 ed25519 login in 256
+					// ("malformed packet": a nonce ending in 0 becomes 31
+					// bytes), straight to MariaDB as well (measured: 3 of 800
+					// direct logins; 1 of 400 through
+					// the proxy); the go-mysql client keeps the data whole.
+					user, cipher, err = edLogin(p.Addr, u.user, u.pass, tc.clientTLS != "false", roots)
+				} else {
+					pool, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/mysql?tls=%s", u.user, u.pass, p.Addr, tc.clientTLS))
+					if err != nil {
+						t.Fatal(err)
+					}
+					err = pool.QueryRow(currentUserAndCipher).Scan(&user, &cipher)
+					pool.Close()
+				}
 				if err != nil || !strings.HasPrefix(user, u.user+"@") {
 					t.Fatalf("login as %s: %q, %v", u.user, user, err)
 				}
@@ -87,4 +99,31 @@ func TestAuthPluginsThroughTLS(t *testing.T) {
 			})
 		}
 	}
+}
+
+const currentUserAndCipher = "SELECT CURRENT_USER(), (SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_cipher')"
+
+// edLogin logs in with the go-mysql client (over TLS verified against
+// roots when withTLS), asks who it is and its upstream cipher, and quits
+// with COM_QUIT.
+func edLogin(addr, user, pass string, withTLS bool, roots *x509.CertPool) (current, cipher string, err error) {
+	c, err := gmclient.Connect(addr, user, pass, "mysql", func(c *gmclient.Conn) error {
+		if withTLS {
+			c.SetTLSConfig(&tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+		}
+		return nil
+	})
+	if err != nil {
+		return "", "", err
+	}
+	defer c.Quit() // COM_QUIT: the event must say clean
+	r, err := c.Execute(currentUserAndCipher)
+	if err != nil {
+		return "", "", err
+	}
+	if current, err = r.GetString(0, 0); err != nil {
+		return "", "", err
+	}
+	cipher, err = r.GetString(0, 1)
+	return current, cipher, err
 }
