@@ -23,5 +23,28 @@ func Main(m *testing.M, name string, opts Options, db **Server) int {
 	}
 	defer s.Stop()
 	*db = s
-	return m.Run()
+	code := m.Run()
+	if why := s.died(); why != "" {
+		// A server that died under the tests makes every later test fail
+		// with "connection refused": say why once, with its log.
+		fmt.Fprintf(os.Stderr, "%s: %s\n", name, why)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+// died says how mariadbd ended if it is not running when the tests are
+// done (they restart what they stop), with the end of its error log; ""
+// while it runs.
+func (s *Server) died() string {
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p == nil || !p.exited() {
+		return ""
+	}
+	return fmt.Sprintf("mariadbd (pid %d) exited during the tests: %v\n--- the end of its error log ---\n%s",
+		p.cmd.Process.Pid, p.waitErr, s.logTail())
 }

@@ -117,6 +117,10 @@ func TestServer(t *testing.T) {
 	if s.PID() != 0 {
 		t.Errorf("PID() = %d after Kill, want 0", s.PID())
 	}
+	// Main reports a server that is not running once the tests are done.
+	if why := s.died(); !strings.Contains(why, "exited during the tests: signal: killed") || !strings.Contains(why, "the end of its error log") {
+		t.Errorf("died() after Kill = %q", why)
+	}
 	if err := s.Restart(ctx); err != nil {
 		t.Fatalf("Restart: %v", err)
 	}
@@ -125,5 +129,8 @@ func TestServer(t *testing.T) {
 	}
 	if _, err := s.Exec(ctx, "DO 1"); err != nil {
 		t.Errorf("Exec after Restart: %v", err)
+	}
+	if why := s.died(); why != "" {
+		t.Errorf("died() while running = %q", why)
 	}
 }
