@@ -22,11 +22,13 @@ func TestProcessResolverHint(t *testing.T) {
 		hint   int
 	}
 	calls := make(chan call, 4)
+	asked := make(chan struct{}) // the resolver has taken its first hint
 	h := startProxy(t, fake.Addr(), func(p *Proxy) {
 		p.QueryCapture = 64
 		p.Redact = func(q string) string { return strings.ReplaceAll(q, "42", "?") }
 		p.ResolveProcess = func(client net.Conn, hint func() int) (int, string, bool) {
 			first := hint() // the client has not logged in yet
+			close(asked)
 			deadline := time.Now().Add(5 * time.Second)
 			pid := first
 			for pid == 0 && time.Now().Before(deadline) {
@@ -38,6 +40,9 @@ func TestProcessResolverHint(t *testing.T) {
 		}
 	})
 	c := mustDial(t, h.addr)
+	// The client logs in once the resolver, started at accept, has asked
+	// (under load its goroutine may run after a quick login).
+	<-asked
 	if _, err := c.login(login{user: "u", attrs: []protocol.Attr{{Key: "_pid", Value: "4242"}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -159,6 +159,20 @@ func (s *Session) passthroughJudge(e ending, snap protocol.Snapshot) (ending, pr
 			s.fullRecordLast(at)
 	case events.ByServer:
 		at = s.tls.atEnd[Server]
+		if !at.set {
+			at = s.tlsNow()
+		}
+		if _, authenticated := s.passthroughPhase(at, false); !authenticated && s.clientAlerted(at.client) {
+			// The client refused the TLS handshake with an alert, and
+			// MariaDB closed in answer: whose FIN the proxy read first is
+			// a race (e2e/tls TestTLSHandshakeAborts), the ending is the
+			// client's.
+			e.by, e.close, e.err, e.onWrite, e.writeFailed = events.ByClient, events.CloseFIN, nil, false, false
+			if c := &s.peers[Client]; c.set {
+				e.close, e.onWrite, e.err = c.outcome()
+				e.writeFailed = c.write.set
+			}
+		}
 	default:
 		at = s.tlsNow()
 	}
@@ -255,13 +269,19 @@ func (s *Session) tlsHandshakeAbortError() int {
 	if !at.set {
 		at = s.tlsNow()
 	}
-	c := at.client
-	alert := c.Alerts > 0
-	if p, ok := s.plaintext(c.FirstEncrypted); ok && c.App == 0 && p == closeNotifyLen {
-		alert = true // TLS 1.3 encrypts the alert, sent where its Finished belongs
-	}
-	if alert {
+	if s.clientAlerted(at.client) {
 		return 0
 	}
 	return events.ErNetErrorOnWrite
+}
+
+// clientAlerted reports whether the client ended its TLS handshake with an
+// alert (it refused the server's certificate).
+func (s *Session) clientAlerted(c protocol.TLSSide) bool {
+	if c.Alerts > 0 {
+		return true
+	}
+	// TLS 1.3 encrypts the alert, sent where its Finished belongs.
+	p, ok := s.plaintext(c.FirstEncrypted)
+	return ok && c.App == 0 && p == closeNotifyLen
 }

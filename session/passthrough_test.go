@@ -144,6 +144,32 @@ func TestPassthroughCertificateRejected(t *testing.T) {
 	d.data(Client, app(2)) // bad_certificate
 	d.signal(Client, events.CloseFIN, false, true)
 	checkEnd(t, d.event(), events.HandshakeAbort, "handshake", events.ByClient, events.CloseFIN, 0)
+
+	// MariaDB closes in answer to the alert, and its FIN may reach the
+	// proxy before the client's: the ending is still the client's, with
+	// or without the client's FIN heard yet.
+	for _, clientFIN := range []bool{true, false} {
+		d := newDriver(t, Config{ClientTLS: Passthrough})
+		d.greet(wiretest.ServerCaps)
+		d.data(Client, wiretest.Frame(1, wiretest.SSLRequest(wiretest.ClientCaps)))
+		d.data(Client, record(22, 300))
+		d.data(Server, serverHello13())
+		d.data(Server, record(23, 2500))
+		d.data(Client, app(2))
+		d.signal(Server, events.CloseFIN, false, true)
+		if clientFIN {
+			d.signal(Client, events.CloseFIN, false, true)
+		}
+		checkEnd(t, d.event(), events.HandshakeAbort, "handshake", events.ByClient, events.CloseFIN, 0)
+	}
+	// Without the alert, a server that closes first is the ending.
+	d = newDriver(t, Config{ClientTLS: Passthrough})
+	d.greet(wiretest.ServerCaps)
+	d.data(Client, wiretest.Frame(1, wiretest.SSLRequest(wiretest.ClientCaps)))
+	d.data(Client, record(22, 300))
+	d.data(Server, serverHello13())
+	d.signal(Server, events.CloseFIN, false, true)
+	checkEnd(t, d.event(), events.ServerClosed, "handshake", events.ByServer, events.CloseFIN, 0)
 }
 
 // TestPassthroughServerIdleReset: MariaDB's wait_timeout (a reset while
