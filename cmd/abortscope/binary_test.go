@@ -16,9 +16,6 @@ import (
 // -ldflags, and runs it: exit statuses, errors on stderr, the version,
 // and bash completion through the binary.
 func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
 	bin := filepath.Join(t.TempDir(), "abortscope")
 	build := exec.Command("go", "build", "-ldflags", "-X main.version=v9.8.7-test", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
