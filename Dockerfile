@@ -7,7 +7,7 @@
 # this file against it (ports, healthcheck, user, Go version).
 
 # The builder's Go must be at least go.mod's `go` line.
-FROM golang:1.26-bookworm AS build
+FROM golang:1.26.8-bookworm AS build
 ARG VERSION=dev
 WORKDIR /src
 COPY go.mod go.sum ./

@@ -5,7 +5,9 @@
 package metrics
 
 import (
+	"fmt"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -63,7 +65,7 @@ func New(reg prometheus.Registerer, live Live, writer func() events.WriterStats)
 		}, []string{"verdict"}),
 		aborts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "abortscope_client_aborts_total",
-			Help: "Connections the client ended without COM_QUIT (client_no_quit, client_reset, client_abort_in_flight), by user, program (program_name, else _client_name) and verdict; pairs past the first 200 are counted as user and program \"(other)\".",
+			Help: fmt.Sprintf("Connections the client ended without COM_QUIT (client_no_quit, client_reset, client_abort_in_flight), by user, program (program_name, else _client_name) and verdict; pairs past the first %d are counted as user and program %q.", MaxClients, Other),
 		}, []string{"user", "program", "verdict"}),
 		clients: map[[2]string]bool{},
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -120,7 +122,10 @@ func (m *Metrics) client(e *events.Event) (user, program string) {
 	if program == "" {
 		program = e.Attrs["_client_name"]
 	}
-	key := [2]string{e.User, program}
+	// Both come from the client: a label value is cut to MaxLabel bytes.
+	user = cut(e.User)
+	program = cut(program)
+	key := [2]string{user, program}
 	m.clientsMu.Lock()
 	defer m.clientsMu.Unlock()
 	if !m.clients[key] {
@@ -129,7 +134,22 @@ func (m *Metrics) client(e *events.Event) (user, program string) {
 		}
 		m.clients[key] = true
 	}
-	return e.User, program
+	return user, program
+}
+
+// MaxLabel bounds the bytes of a user or program label value.
+const MaxLabel = 64
+
+// cut shortens s to at most MaxLabel bytes, on a UTF-8 boundary.
+func cut(s string) string {
+	if len(s) <= MaxLabel {
+		return s
+	}
+	i := MaxLabel
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
 }
 
 // FaultFired counts a fault rule firing.

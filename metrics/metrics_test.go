@@ -129,3 +129,18 @@ abortscope_client_aborts_total{program="billing-report",user="billing",verdict="
 		t.Errorf("billing-report after the cap: %v, want 3", got)
 	}
 }
+
+// TestClientAbortsLabelLength: a client's long program_name is cut to
+// MaxLabel bytes, on a character boundary.
+func TestClientAbortsLabelLength(t *testing.T) {
+	m, err := New(prometheus.NewRegistry(), fakeLive{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("é", 100) // 200 bytes
+	m.Emit(&events.Event{User: "u", Attrs: map[string]string{"program_name": long}, Verdict: events.ClientReset})
+	want := strings.Repeat("é", MaxLabel/2)
+	if got := testutil.ToFloat64(m.aborts.WithLabelValues("u", want, "client_reset")); got != 1 {
+		t.Errorf("series with the program cut to %d bytes: %v, want 1", MaxLabel, got)
+	}
+}

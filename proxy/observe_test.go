@@ -42,7 +42,11 @@ func TestProcessResolverHint(t *testing.T) {
 	c := mustDial(t, h.addr)
 	// The client logs in once the resolver, started at accept, has asked
 	// (under load its goroutine may run after a quick login).
-	<-asked
+	select {
+	case <-asked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the resolver was not called within 10 s of the accept")
+	}
 	if _, err := c.login(login{user: "u", attrs: []protocol.Attr{{Key: "_pid", Value: "4242"}}}); err != nil {
 		t.Fatal(err)
 	}

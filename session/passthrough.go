@@ -162,11 +162,13 @@ func (s *Session) passthroughJudge(e ending, snap protocol.Snapshot) (ending, pr
 		if !at.set {
 			at = s.tlsNow()
 		}
-		if _, authenticated := s.passthroughPhase(at, false); !authenticated && s.clientAlerted(at.client) {
+		if _, authenticated := s.passthroughPhase(at, false); !authenticated && e.close == events.CloseFIN && s.clientAlerted(at.client) {
 			// The client refused the TLS handshake with an alert, and
-			// MariaDB closed in answer: whose FIN the proxy read first is
-			// a race (e2e/tls TestTLSHandshakeAborts), the ending is the
-			// client's.
+			// MariaDB closed (FIN) in answer: whose FIN the proxy read
+			// first is a race (e2e/tls TestTLSHandshakeAborts), the ending
+			// is the client's, which leaves after its alert (a FIN, unless
+			// its own signal says otherwise). A reset from the server is
+			// no answer to an alert: it stays the server's.
 			e.by, e.close, e.err, e.onWrite, e.writeFailed = events.ByClient, events.CloseFIN, nil, false, false
 			if c := &s.peers[Client]; c.set {
 				e.close, e.onWrite, e.err = c.outcome()

@@ -162,6 +162,20 @@ func TestPassthroughCertificateRejected(t *testing.T) {
 		}
 		checkEnd(t, d.event(), events.HandshakeAbort, "handshake", events.ByClient, events.CloseFIN, 0)
 	}
+	// A reset from the server after the alert is no answer to it: the
+	// server's.
+	d = newDriver(t, Config{ClientTLS: Passthrough})
+	d.greet(wiretest.ServerCaps)
+	d.data(Client, wiretest.Frame(1, wiretest.SSLRequest(wiretest.ClientCaps)))
+	d.data(Client, record(22, 300))
+	d.data(Server, serverHello13())
+	d.data(Server, record(23, 2500))
+	d.data(Client, app(2))
+	d.signal(Server, events.CloseRST, false, false)
+	d.signal(Client, events.CloseFIN, false, true)
+	if ev := d.event(); ev.EndedBy != events.ByServer || ev.Close != events.CloseRST {
+		t.Errorf("server RST after the alert: event %s by %s close %s, want the server's reset", ev.Verdict, ev.EndedBy, ev.Close)
+	}
 	// Without the alert, a server that closes first is the ending.
 	d = newDriver(t, Config{ClientTLS: Passthrough})
 	d.greet(wiretest.ServerCaps)

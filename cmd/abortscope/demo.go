@@ -49,14 +49,14 @@ func demoCommand(stdout, stderr io.Writer) *cli.Command {
 			"Examples:\n" +
 			"   abortscope demo\n" +
 			"   abortscope demo --keep            # then: curl 127.0.0.1:9307/connections\n" +
-			"   abortscope demo --upstream 127.0.0.1:3306 --user root --password secret",
+			"   MYSQL_PWD=secret abortscope demo --upstream 127.0.0.1:3306 --user root",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "upstream", Usage: "a real MariaDB `HOST:PORT` to run the story against (default: an embedded server)"},
 			&cli.StringFlag{Name: "user", Value: "root", Usage: "the `USER` the scripted clients log in as"},
-			&cli.StringFlag{Name: "password", Usage: "their `PASSWORD` (with --upstream)"},
+			&cli.StringFlag{Name: "password", EnvVars: []string{"MYSQL_PWD"}, Usage: "their `PASSWORD` (with --upstream; prefer the environment: a flag shows in ps)"},
 			&cli.BoolFlag{Name: "keep", Usage: "leave the proxy and its admin API running afterwards (Ctrl-C stops them)"},
-			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:0", Usage: "the `HOST:PORT` of the demo's proxy (with --keep, 127.0.0.1:3307 unless set)"},
-			&cli.StringFlag{Name: "admin", Value: "127.0.0.1:9307", Usage: "the admin API's `HOST:PORT` with --keep"},
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:0", Usage: "the loopback `HOST:PORT` of the demo's proxy (with --keep, 127.0.0.1:3307 unless set)"},
+			&cli.StringFlag{Name: "admin", Value: "127.0.0.1:9307", Usage: "the admin API's loopback `HOST:PORT` with --keep (it arms faults without a token)"},
 		},
 		Action: func(cc *cli.Context) error {
 			return runDemo(cc, stdout, stderr)
@@ -231,6 +231,16 @@ var demoClients = []demoClient{
 
 func runDemo(cc *cli.Context, stdout, stderr io.Writer) error {
 	start := time.Now()
+	// The demo's proxy has a fault armed, and its admin API arms more
+	// without a token: both stay on loopback.
+	for _, f := range []string{"listen", "admin"} {
+		if err := checkHostPort("--"+f, cc.String(f), "127.0.0.1:0"); err != nil {
+			return err
+		}
+		if err := admin.CheckLoopback(cc.String(f)); err != nil {
+			return asUsage(reword(err, "--%s %s: the demo listens on loopback only (its faults need no token); give a 127.0.0.1 address, or run abortscope serve", f, cc.String(f)))
+		}
+	}
 	ctx, stop := signal.NotifyContext(cc.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log := zap.NewNop()
@@ -284,7 +294,7 @@ func runDemo(cc *cli.Context, stdout, stderr io.Writer) error {
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return fmt.Errorf("--listen %s: %w (is something else on that port? give another with --listen)", listen, err)
+		return listenError("--listen", listen, err)
 	}
 	d.addr = ln.Addr().String()
 	served := make(chan error, 1)
@@ -411,7 +421,7 @@ func keepServing(ctx context.Context, cc *cli.Context, stdout io.Writer, listen 
 	reg *prometheus.Registry, clients *report.Aggregator, log *zap.Logger, served chan error) error {
 	aln, err := net.Listen("tcp", cc.String("admin"))
 	if err != nil {
-		return fmt.Errorf("--admin %s: %w (give another with --admin)", cc.String("admin"), err)
+		return listenError("--admin", cc.String("admin"), err)
 	}
 	srv := &http.Server{Handler: admin.Handler(admin.Options{
 		Active: p.Active, Faults: set, AllowFaults: true, Logger: log,

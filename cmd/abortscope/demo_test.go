@@ -27,3 +27,18 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoLoopbackOnly: the demo's proxy and its admin API, which arms
+// faults without a token, refuse a non-loopback address (a usage error).
+func TestDemoLoopbackOnly(t *testing.T) {
+	for _, args := range [][]string{
+		{"abortscope", "demo", "--keep", "--admin", "0.0.0.0:0"},
+		{"abortscope", "demo", "--listen", "0.0.0.0:0"},
+	} {
+		var stdout, stderr syncBuffer
+		err := run(args, &stdout, &stderr)
+		if err == nil || exitCode(err) != exitUsage || !strings.Contains(err.Error(), "loopback only") {
+			t.Errorf("%v: %v (exit %d), want a usage error saying loopback only", args[2:], err, exitCode(err))
+		}
+	}
+}

@@ -75,7 +75,8 @@ func TestAuthPluginsThroughTLS(t *testing.T) {
 					// the proxy); the go-mysql client keeps the data whole.
 					user, cipher, err = edLogin(p.Addr, u.user, u.pass, tc.clientTLS != "false", roots)
 				} else {
-					pool, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/mysql?tls=%s", u.user, u.pass, p.Addr, tc.clientTLS))
+					var pool *sql.DB
+					pool, err = sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/mysql?tls=%s", u.user, u.pass, p.Addr, tc.clientTLS))
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -121,10 +121,12 @@ func parseDiagReply(b []byte, client, server netip.AddrPort) (socketRow, bool, e
 			// An AF_INET6 socket talking IPv4 is reported with mapped
 			// addresses.
 			local, remote := sockIDAddrs(d[4:40], d[0])
-			if local == client && remote.Port() == 0 && remote.Addr().IsUnspecified() {
+			if local.Port() == client.Port() && (local.Addr() == client.Addr() || local.Addr().IsUnspecified()) &&
+				remote.Port() == 0 && remote.Addr().IsUnspecified() {
 				// No connection matched, and the kernel's lookup fell
-				// back to a socket listening on the client's address
-				// and port: the connection does not exist.
+				// back to a socket listening on the client's port (its
+				// address, or all addresses): the connection does not
+				// exist.
 				return socketRow{}, false, nil
 			}
 			if local != client || remote != server {

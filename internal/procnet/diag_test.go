@@ -58,6 +58,7 @@ func TestParseDiagReply(t *testing.T) {
 		{"refused", diagReply(0, c4, s4, 0, 0, syscall.EPERM), c4, s4, socketRow{}, false, true},
 		{"another socket", diagReply(syscall.AF_INET, c4, ap("127.0.0.1:3308"), 0, 80, 0), c4, s4, socketRow{}, false, true},
 		{"a listener on the client's address", diagReply(syscall.AF_INET, c4, ap("0.0.0.0:0"), 0, 80, 0), c4, s4, socketRow{}, false, false},
+		{"a listener on all addresses, the client's port", diagReply(syscall.AF_INET, ap("0.0.0.0:40001"), ap("0.0.0.0:0"), 0, 80, 0), c4, s4, socketRow{}, false, false},
 		{"short message", diagReply(syscall.AF_INET, c4, s4, 0, 80, 0)[:60], c4, s4, socketRow{}, false, true},
 		{"empty", nil, c4, s4, socketRow{}, false, true},
 	} {
