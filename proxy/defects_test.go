@@ -301,7 +301,10 @@ func TestClientGoneBeforeGreeting(t *testing.T) {
 	h := startProxy(t, fake.Addr())
 	c := mustDial(t, h.addr)
 	c.c.Close()
-	for len(h.p.live()) == 0 { // accepted: it cannot end while the greeting is held
+	for deadline := time.Now().Add(10 * time.Second); len(h.p.live()) == 0; { // accepted: it cannot end while the greeting is held
+		if time.Now().After(deadline) {
+			t.Fatal("the proxy did not accept the client within 10 s")
+		}
 		time.Sleep(time.Millisecond)
 	}
 	h.waitRecorded(t) // seen while the greeting is held

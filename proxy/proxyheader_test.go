@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/abortscope/abortscope/events"
 	"github.com/abortscope/abortscope/faults"
+	"github.com/abortscope/abortscope/internal/stacks"
 	"github.com/abortscope/abortscope/protocol"
 	"github.com/abortscope/abortscope/proxyproto"
 )
@@ -293,7 +293,7 @@ func TestShutdownWhileReadingHeader(t *testing.T) {
 	c := mustDial(t, h.addr)
 	// Shutdown must wake the read itself: before the read begins, the
 	// connection sees that it drains and does not wait at all.
-	waitBlockedIn(t, "proxy.(*conn).acceptHeader")
+	stacks.Wait(t, 15*time.Second, "blocked reading in acceptHeader", stacks.BlockedIn("proxy.(*conn).acceptHeader"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := h.p.Shutdown(ctx); err != nil {
@@ -340,29 +340,5 @@ func TestServeRejectsBadProxyProtocol(t *testing.T) {
 	p := &Proxy{Upstream: "127.0.0.1:1", UpstreamProxyProtocol: "v3"}
 	if err := p.Serve(ln); err == nil || !strings.Contains(err.Error(), `"v3"`) {
 		t.Fatalf("Serve = %v, want an error naming v3", err)
-	}
-}
-
-// waitBlockedIn waits until a goroutine is parked in the network poller (IO
-// wait) with fn on its stack: a read that has begun and waits for bytes.
-func waitBlockedIn(t testing.TB, fn string) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	buf := make([]byte, 1<<16)
-	for {
-		n := runtime.Stack(buf, true)
-		if n == len(buf) { // cut short: try again with room for all
-			buf = make([]byte, 2*len(buf))
-			continue
-		}
-		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-			if strings.Contains(g, "[IO wait") && strings.Contains(g, fn) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no goroutine blocked reading in %s after 15 s:\n%s", fn, buf[:n])
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

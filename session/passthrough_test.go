@@ -25,15 +25,33 @@ func serverHello13() []byte {
 	return append([]byte{22, 3, 3, 0, byte(len(hs))}, hs...)
 }
 
+// tlsHello passes the greeting, the client's SSLRequest and ClientHello,
+// and MariaDB's TLS 1.3 ServerHello.
+func (d *driver) tlsHello() {
+	d.t.Helper()
+	d.greet(wiretest.ServerCaps)
+	d.data(Client, wiretest.Frame(1, wiretest.SSLRequest(wiretest.ClientCaps)))
+	d.data(Client, record(22, 300)) // ClientHello
+	d.data(Server, serverHello13())
+}
+
+// certRejected is a passed-through connection whose client answered
+// MariaDB's certificate with an alert (TLS 1.3: encrypted, 2 bytes of
+// plaintext), neither side gone yet.
+func certRejected(t *testing.T) *driver {
+	d := newDriver(t, Config{ClientTLS: Passthrough})
+	d.tlsHello()
+	d.data(Server, record(23, 2500)) // EncryptedExtensions .. Finished
+	d.data(Client, app(2))           // bad_certificate
+	return d
+}
+
 // tlsLogin runs a passed-through TLS 1.3 login: greeting, SSLRequest,
 // the TLS handshake, the handshake response and the server's OK, all in
 // records the proxy cannot read.
 func (d *driver) tlsLogin() {
 	d.t.Helper()
-	d.greet(wiretest.ServerCaps)
-	d.data(Client, wiretest.Frame(1, wiretest.SSLRequest(wiretest.ClientCaps)))
-	d.data(Client, record(22, 300))                             // ClientHello
-	d.data(Server, serverHello13())                             // ServerHello
+	d.tlsHello()
 	d.data(Server, record(20, 1))                               // change_cipher_spec (compatibility)
 	d.data(Server, record(23, 2500))                            // EncryptedExtensions .. Finished
 	d.data(Client, append(record(20, 1), record(23, 53)...))    // client Finished
@@ -118,10 +136,7 @@ func TestPassthroughVerdicts(t *testing.T) {
 // handshake, before any application data, never logged in.
 func TestPassthroughHandshakeAbort(t *testing.T) {
 	d := newDriver(t, Config{ClientTLS: Passthrough})
-	d.greet(wiretest.ServerCaps)
-	d.data(Client, wiretest.Frame(1, wiretest.SSLRequest(wiretest.ClientCaps)))
-	d.data(Client, record(22, 300))
-	d.data(Server, serverHello13())
+	d.tlsHello()
 	p := d.signal(Client, events.CloseFIN, false, true)
 	if p.Server != CloseAll || p.Client != CloseAll {
 		t.Errorf("plan %+v: a client leaving its TLS handshake closed its socket; so must the proxy toward the server", p)
@@ -135,13 +150,7 @@ func TestPassthroughHandshakeAbort(t *testing.T) {
 // certificate says so with an alert (TLS 1.3: encrypted, 2 bytes of
 // plaintext) before it closes; MariaDB logs no error.
 func TestPassthroughCertificateRejected(t *testing.T) {
-	d := newDriver(t, Config{ClientTLS: Passthrough})
-	d.greet(wiretest.ServerCaps)
-	d.data(Client, wiretest.Frame(1, wiretest.SSLRequest(wiretest.ClientCaps)))
-	d.data(Client, record(22, 300))
-	d.data(Server, serverHello13())
-	d.data(Server, record(23, 2500))
-	d.data(Client, app(2)) // bad_certificate
+	d := certRejected(t)
 	d.signal(Client, events.CloseFIN, false, true)
 	checkEnd(t, d.event(), events.HandshakeAbort, "handshake", events.ByClient, events.CloseFIN, 0)
 
@@ -149,13 +158,7 @@ func TestPassthroughCertificateRejected(t *testing.T) {
 	// proxy before the client's: the ending is still the client's, with
 	// or without the client's FIN heard yet.
 	for _, clientFIN := range []bool{true, false} {
-		d := newDriver(t, Config{ClientTLS: Passthrough})
-		d.greet(wiretest.ServerCaps)
-		d.data(Client, wiretest.Frame(1, wiretest.SSLRequest(wiretest.ClientCaps)))
-		d.data(Client, record(22, 300))
-		d.data(Server, serverHello13())
-		d.data(Server, record(23, 2500))
-		d.data(Client, app(2))
+		d := certRejected(t)
 		d.signal(Server, events.CloseFIN, false, true)
 		if clientFIN {
 			d.signal(Client, events.CloseFIN, false, true)
@@ -164,13 +167,7 @@ func TestPassthroughCertificateRejected(t *testing.T) {
 	}
 	// A reset from the server after the alert is no answer to it: the
 	// server's.
-	d = newDriver(t, Config{ClientTLS: Passthrough})
-	d.greet(wiretest.ServerCaps)
-	d.data(Client, wiretest.Frame(1, wiretest.SSLRequest(wiretest.ClientCaps)))
-	d.data(Client, record(22, 300))
-	d.data(Server, serverHello13())
-	d.data(Server, record(23, 2500))
-	d.data(Client, app(2))
+	d = certRejected(t)
 	d.signal(Server, events.CloseRST, false, false)
 	d.signal(Client, events.CloseFIN, false, true)
 	if ev := d.event(); ev.EndedBy != events.ByServer || ev.Close != events.CloseRST {
@@ -178,10 +175,7 @@ func TestPassthroughCertificateRejected(t *testing.T) {
 	}
 	// Without the alert, a server that closes first is the ending.
 	d = newDriver(t, Config{ClientTLS: Passthrough})
-	d.greet(wiretest.ServerCaps)
-	d.data(Client, wiretest.Frame(1, wiretest.SSLRequest(wiretest.ClientCaps)))
-	d.data(Client, record(22, 300))
-	d.data(Server, serverHello13())
+	d.tlsHello()
 	d.signal(Server, events.CloseFIN, false, true)
 	checkEnd(t, d.event(), events.ServerClosed, "handshake", events.ByServer, events.CloseFIN, 0)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,16 +20,7 @@ func TestServeLimitFlags(t *testing.T) {
 // client with ERR 1040 while the first is connected, and the event line
 // says proxy_limit.
 func TestServeMaxConnections(t *testing.T) {
-	up := startUpstream(t)
-	var stdout, stderr syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- runContext(ctx, []string{"abortscope", "serve", "--listen", "127.0.0.1:0", "--upstream", up.ln.Addr().String(),
-			"--events", "-", "--admin", "", "--log-format", "json", "--max-connections", "1", "--handshake-timeout", "5s"}, &stdout, &stderr)
-	}()
-	listen := waitLog(t, &stderr, done, "abortscope listening", "listen")
+	stdout, _, listen := serveToStdout(t, startUpstream(t), "--max-connections", "1", "--handshake-timeout", "5s")
 	first, err := net.Dial("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
@@ -46,16 +36,10 @@ func TestServeMaxConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = conn.Connect(ctx)
+	_, err = conn.Connect(context.Background())
 	var me *mysql.MySQLError
 	if !errors.As(err, &me) || me.Number != 1040 {
 		t.Fatalf("second client: %v; want ERR 1040", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(stdout.String(), `"verdict":"proxy_limit"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no proxy_limit event; events:\n%s", stdout.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitOutput(t, stdout, `"verdict":"proxy_limit"`)
 }

@@ -97,15 +97,7 @@ const upstreamCaps = protocol.ClientLongFlag | protocol.ClientConnectWithDB | pr
 
 func (u *upstream) session(nc net.Conn, id uint32) {
 	r := bufio.NewReader(nc)
-	read := func() ([]byte, error) {
-		var h [4]byte
-		if _, err := io.ReadFull(r, h[:]); err != nil {
-			return nil, err
-		}
-		p := make([]byte, int(h[0])|int(h[1])<<8|int(h[2])<<16)
-		_, err := io.ReadFull(r, p)
-		return p, err
-	}
+	read := func() ([]byte, error) { return readPacket(r) }
 	g := append([]byte{10}, "5.5.5-10.11.19-MariaDB\x00"...)
 	g = binary.LittleEndian.AppendUint32(g, id)
 	g = append(g, "12345678\x00"...)
@@ -265,6 +257,45 @@ func TestServe(t *testing.T) {
 	}
 }
 
+// serveToStdout runs abortscope serve in-process in front of up, with
+// --events - (events on stdout), no admin API, JSON logs and more flags. It
+// returns once serve listens, with that address; serve stops when the test
+// ends, and must then return no error.
+func serveToStdout(t *testing.T, up *upstream, flags ...string) (stdout, stderr *syncBuffer, listen string) {
+	t.Helper()
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runContext(ctx, append([]string{"abortscope", "serve", "--listen", "127.0.0.1:0", "--upstream", up.ln.Addr().String(),
+			"--events", "-", "--admin", "", "--log-format", "json"}, flags...), stdout, stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("serve did not stop after its context ended")
+		}
+	})
+	return stdout, stderr, waitLog(t, stderr, done, "abortscope listening", "listen")
+}
+
+// waitOutput waits up to 10 s for out to hold want.
+func waitOutput(t *testing.T, out *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after 10 s in:\n%s", want, out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // waitEventLine waits for the first complete line in the events file.
 func waitEventLine(t *testing.T, path string) string {
 	t.Helper()
@@ -286,29 +317,13 @@ func waitEventLine(t *testing.T, path string) string {
 // TestServeEventsToStdout: --events - writes the lines to stdout, and an
 // empty --admin serves no API.
 func TestServeEventsToStdout(t *testing.T) {
-	up := startUpstream(t)
-	var stdout, stderr syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- runContext(ctx, []string{"abortscope", "serve", "--listen", "127.0.0.1:0", "--upstream", up.ln.Addr().String(),
-			"--events", "-", "--admin", "", "--log-format", "json"}, &stdout, &stderr)
-	}()
-	listen := waitLog(t, &stderr, done, "abortscope listening", "listen")
+	stdout, stderr, listen := serveToStdout(t, startUpstream(t))
 	c, err := net.Dial("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Close() // before the handshake: handshake_abort
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(stdout.String(), "\n") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("serve: %v", err)
-	}
+	waitOutput(t, stdout, "\n")
 	if !strings.Contains(stdout.String(), `"verdict":"handshake_abort"`) {
 		t.Errorf("stdout: %q", stdout.String())
 	}

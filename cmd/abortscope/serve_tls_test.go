@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"database/sql"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -34,17 +32,8 @@ func TestServeTLSFlags(t *testing.T) {
 // a certificate at start and logs its fingerprint; a client that does not
 // verify gets TLS with the proxy, and the event says so.
 func TestServeSelfSigned(t *testing.T) {
-	up := startUpstream(t)
-	var stdout, stderr syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- runContext(ctx, []string{"abortscope", "serve", "--listen", "127.0.0.1:0", "--upstream", up.ln.Addr().String(),
-			"--events", "-", "--admin", "", "--log-format", "json", "--client-tls", "terminate", "--tls-self-signed"}, &stdout, &stderr)
-	}()
-	listen := waitLog(t, &stderr, done, "abortscope listening", "listen")
-	fp := waitLog(t, &stderr, done, "TLS toward clients: terminated with a self-signed certificate generated at start; clients that verify must pin it (mariadb --ssl-fp)", "sha256")
+	stdout, stderr, listen := serveToStdout(t, startUpstream(t), "--client-tls", "terminate", "--tls-self-signed")
+	fp := waitLog(t, stderr, nil, "TLS toward clients: terminated with a self-signed certificate generated at start; clients that verify must pin it (mariadb --ssl-fp)", "sha256")
 	if len(fp) != 95 {
 		t.Errorf("fingerprint %q", fp)
 	}
@@ -60,13 +49,7 @@ func TestServeSelfSigned(t *testing.T) {
 		t.Fatalf("SELECT 1 over TLS to the proxy: %v", err)
 	}
 	pool.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(stdout.String(), `"client_tls":"TLS1.3 `) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no event with client_tls TLS1.3: %q", stdout.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitOutput(t, stdout, `"client_tls":"TLS1.3 `)
 	if !strings.Contains(stdout.String(), `"upstream_tls":"none"`) {
 		t.Errorf("the upstream offers no TLS, yet the event says %q", stdout.String())
 	}

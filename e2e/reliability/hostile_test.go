@@ -116,7 +116,10 @@ func TestHostileClients(t *testing.T) {
 	stop, done, directDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go pg.run(t, p.Addr, stop, done)
 	go direct.run(t, db.Addr(), stop, directDone)
-	for pg.count() < 200 || direct.count() < 200 { // a baseline
+	for deadline := time.Now().Add(30 * time.Second); pg.count() < 200 || direct.count() < 200; { // a baseline
+		if time.Now().After(deadline) {
+			t.Fatalf("200 pings each took over 30 s: %d through the proxy, %d direct", pg.count(), direct.count())
+		}
 		time.Sleep(time.Millisecond)
 	}
 	base50, base99, baseN := pg.percentiles(0)
@@ -168,7 +171,11 @@ func TestHostileClients(t *testing.T) {
 		}
 	})
 	hostile("a login one byte at a time", func(t *testing.T) {
-		r := e2ekit.DialRaw(t, p.Addr)
+		// Its own proxy, with the default --handshake-timeout (10 s): the
+		// pacing (88 bytes, 2 ms apart) must not race the 1 s of the
+		// others' proxy, however slow a loaded machine makes the sleeps.
+		slow := e2ekit.StartProxy(t, db.Addr())
+		r := e2ekit.DialRaw(t, slow.Addr)
 		r.Greeting()
 		pkt := protocol.AppendPacket(nil, 1, r.ResponsePacket("root", "", 0))
 		for _, b := range pkt {
@@ -180,6 +187,9 @@ func TestHostileClients(t *testing.T) {
 		}
 		r.Command(protocol.ComQuit, nil)
 		r.ReadUntilEnd()
+		if ev := slow.Events.Only(t, 1)[0]; ev.Verdict != events.Clean {
+			t.Errorf("slow login: verdict %s, want clean", ev.Verdict)
+		}
 	})
 	hostile("2000 connect and drop", func(t *testing.T) {
 		// From another process, 50 at a time: the load is the proxy's to
@@ -199,9 +209,8 @@ func TestHostileClients(t *testing.T) {
 	<-done
 	<-directDone
 
-	// One event per connection: 4 hostile, the slow login, 2000 dropped,
-	// the pinger.
-	evs := p.Events.Only(t, 2006)
+	// One event per connection: 4 hostile, 2000 dropped, the pinger.
+	evs := p.Events.Only(t, 2005)
 	verdicts := map[events.Verdict]int{}
 	for _, ev := range evs {
 		verdicts[ev.Verdict]++
@@ -209,8 +218,8 @@ func TestHostileClients(t *testing.T) {
 			t.Errorf("internal error: %+v", ev)
 		}
 	}
-	if verdicts[events.Clean] != 2 || verdicts[events.HandshakeAbort] != 2004 {
-		t.Errorf("verdicts %v: want 2 clean (the pinger, the slow login), the rest handshake_abort or the server's refusal", verdicts)
+	if verdicts[events.Clean] != 1 || verdicts[events.HandshakeAbort] != 2004 {
+		t.Errorf("verdicts %v: want 1 clean (the pinger), the rest handshake_abort or the server's refusal", verdicts)
 	}
 	if f := pg.fails.Load(); f > 0 {
 		t.Errorf("%d pings failed", f)

@@ -5,12 +5,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/abortscope/abortscope/internal/stacks"
 )
 
 // fakeProc is a proc tree in a temporary directory: net/tcp, net/tcp6,
@@ -235,7 +236,7 @@ func TestFakeBounds(t *testing.T) {
 	}()
 	// In acquire with the only slot taken, the lookup can only wait: for
 	// the slot, or its deadline (slack) with no pid.
-	waitInStack(t, "procnet.(*Resolver).acquire(")
+	stacks.Wait(t, slack, "waiting for a lookup slot", stacks.In("procnet.(*Resolver).acquire("))
 	select {
 	case pid := <-found:
 		t.Errorf("lookup ended (pid %d) while the only scan slot was taken", pid)
@@ -376,27 +377,5 @@ func TestFakeHint(t *testing.T) {
 	r = &Resolver{Root: f.root, Timeout: slack}
 	if pid, _, _ := r.Lookup(c, s, func() int { return 200 }); pid != 101 {
 		t.Errorf("wrong hint, full scan: pid %d, want 101", pid)
-	}
-}
-
-// waitInStack waits until a goroutine runs fn (a function's name as a stack
-// dump prints it): it has got that far.
-func waitInStack(t *testing.T, fn string) {
-	t.Helper()
-	deadline := time.Now().Add(slack)
-	buf := make([]byte, 1<<16)
-	for {
-		n := runtime.Stack(buf, true)
-		if n == len(buf) { // cut short: try again with room for all
-			buf = make([]byte, 2*len(buf))
-			continue
-		}
-		if strings.Contains(string(buf[:n]), fn) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no goroutine in %s after %v:\n%s", fn, slack, buf[:n])
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
